@@ -1,0 +1,87 @@
+"""Composition root: builds the one ``Hogo`` object every adapter (API, web, CLI, tests) uses."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hogo.clock import Clock, SystemClock
+from hogo.config import Settings
+from hogo.crypto import Keyring, PasswordHasher, load_keyring
+from hogo.domain.passwords import PasswordPolicy, load_common_passwords
+from hogo.errors import ConfigurationError
+from hogo.store import db
+from hogo.store.models import User
+
+
+@dataclasses.dataclass
+class Hogo:
+    settings: Settings
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+    clock: Clock
+    keyring: Keyring
+    hasher: PasswordHasher
+    common_passwords: frozenset[str]
+
+    @property
+    def password_policy(self) -> PasswordPolicy:
+        return PasswordPolicy(
+            min_length=self.settings.password_min_length, max_length=self.settings.password_max_length
+        )
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction: commits on success, rolls back on any error. The data change and its
+        audit event are written together or not at all (fail closed)."""
+        session = self.sessionmaker()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build(settings: Settings, *, clock: Clock | None = None, keyring: Keyring | None = None) -> Hogo:
+    engine = db.make_engine(settings.database_url)
+    ring = keyring or load_keyring(settings.keys_dir, allow_published=settings.demo)
+    a = settings.argon2
+    return Hogo(
+        settings=settings,
+        engine=engine,
+        sessionmaker=db.make_sessionmaker(engine),
+        clock=clock or SystemClock(),
+        keyring=ring,
+        hasher=PasswordHasher(time_cost=a.time_cost, memory_cost_kib=a.memory_cost_kib, parallelism=a.parallelism),
+        common_passwords=load_common_passwords(),
+    )
+
+
+def check_ready_to_serve(hogo: Hogo) -> None:
+    """Refuse to serve an instance that is not initialised, not migrated, or holds default secrets."""
+    head = db.head_revision()
+    current = db.current_revision(hogo.engine)
+    if current is None:
+        raise ConfigurationError("the database is not initialised: run 'hogo init'", code="not_initialised")
+    if current != head:
+        raise ConfigurationError(
+            f"the database schema is at {current}, the code expects {head}: run 'hogo migrate'",
+            code="schema_outdated",
+        )
+    if hogo.settings.demo:
+        return
+    with hogo.unit_of_work() as s:
+        demo_accounts = s.scalar(select(func.count()).select_from(User).where(User.is_demo.is_(True)))
+    if demo_accounts:
+        raise ConfigurationError(
+            "this instance holds demo accounts with published passwords but is not in demo mode; "
+            "refusing to serve",
+            code="default_secret",
+        )

@@ -1,0 +1,155 @@
+"""Instance configuration: ``$HOGO_DATA_DIR/hogo.toml`` with ``HOGO_*`` environment overrides.
+
+Secrets are never kept here: key material lives in ``$HOGO_DATA_DIR/keys/`` (see ``crypto.keys``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from hogo.domain.roles import Role
+from hogo.errors import ConfigurationError
+
+DEFAULT_PORT = 8700
+CONFIG_FILE = "hogo.toml"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("HOGO_DATA_DIR", "./hogo-data")).resolve()
+
+
+@dataclasses.dataclass(frozen=True)
+class Argon2Params:
+    """Argon2id cost. Default: RFC 9106 §4 second recommended option (t=3, m=64 MiB, p=4)."""
+
+    time_cost: int = 3
+    memory_cost_kib: int = 65536
+    parallelism: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str = ""
+    demo: bool = False
+    instance_name: str = "hogo"
+    # ANON-21: idle sessions end; absolute lifetime forces a new login.
+    session_idle_timeout_s: int = 15 * 60
+    session_absolute_lifetime_s: int = 8 * 3600
+    # SEC-128: brute-force defence.
+    lockout_threshold: int = 5
+    lockout_base_s: int = 60
+    lockout_max_s: int = 24 * 3600
+    rate_limit_window_s: int = 300
+    rate_limit_failures_per_address: int = 20
+    password_min_length: int = 12
+    password_max_length: int = 256
+    argon2: Argon2Params = Argon2Params()
+    # SEC-157: MFA per role; when trusted networks are listed, always for access from outside them.
+    mfa_required_roles: tuple[str, ...] = tuple(r.value for r in Role)
+    trusted_networks: tuple[str, ...] = ()
+    api_token_max_days: int = 365
+    max_body_bytes: int = 1024 * 1024
+    cookie_secure: bool = True
+    trust_proxy_headers: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'hogo.db'}")
+        for net in self.trusted_networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ConfigurationError(f"trusted_networks: {net!r} is not a network ({exc})") from exc
+        unknown = set(self.mfa_required_roles) - {r.value for r in Role}
+        if unknown:
+            raise ConfigurationError(f"mfa_required_roles: unknown role(s) {sorted(unknown)}")
+        if self.session_idle_timeout_s <= 0 or self.session_absolute_lifetime_s <= 0:
+            raise ConfigurationError("session timeouts must be positive")
+        if self.lockout_threshold < 1:
+            raise ConfigurationError("lockout_threshold must be at least 1")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_ENV_INT = {
+    "HOGO_SESSION_IDLE_TIMEOUT": "session_idle_timeout_s",
+    "HOGO_SESSION_ABSOLUTE_LIFETIME": "session_absolute_lifetime_s",
+    "HOGO_LOCKOUT_THRESHOLD": "lockout_threshold",
+}
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Read ``hogo.toml`` in the data directory, then ``HOGO_*`` variables, then ``overrides``."""
+    data_dir = (data_dir or default_data_dir()).resolve()
+    values: dict[str, Any] = {}
+    path = data_dir / CONFIG_FILE
+    if path.exists():
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+        fields = {f.name for f in dataclasses.fields(Settings)}
+        for key, value in raw.items():
+            if key == "argon2":
+                values["argon2"] = Argon2Params(**value)
+            elif key in fields:
+                values[key] = tuple(value) if isinstance(value, list) else value
+            else:
+                raise ConfigurationError(f"{path}: unknown setting {key!r}")
+    if url := os.environ.get("HOGO_DATABASE_URL"):
+        values["database_url"] = url
+    for env, field in _ENV_INT.items():
+        if env in os.environ:
+            values[field] = int(os.environ[env])
+    if nets := os.environ.get("HOGO_TRUSTED_NETWORKS"):
+        values["trusted_networks"] = tuple(n.strip() for n in nets.split(",") if n.strip())
+    values.update(overrides)
+    return Settings(data_dir=data_dir, **values)
+
+
+def write_settings(settings: Settings, *, extra: dict[str, Any] | None = None) -> None:
+    """Write the non-default parts of ``settings`` to ``hogo.toml`` (no secrets ever go here)."""
+    defaults = Settings(data_dir=settings.data_dir)
+    lines = ["# hogo instance settings. Secrets are kept in keys/, never here.\n"]
+    for f in dataclasses.fields(Settings):
+        if f.name in ("data_dir", "argon2"):
+            continue
+        value = getattr(settings, f.name)
+        if f.name == "database_url" and settings.is_sqlite:
+            continue
+        if value != getattr(defaults, f.name):
+            lines.append(f"{f.name} = {_toml(value)}\n")
+    for key, value in (extra or {}).items():
+        lines.append(f"{key} = {_toml(value)}\n")
+    if settings.argon2 != defaults.argon2:
+        a = settings.argon2
+        lines.append(
+            f"\n[argon2]\ntime_cost = {a.time_cost}\nmemory_cost_kib = {a.memory_cost_kib}\n"
+            f"parallelism = {a.parallelism}\n"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / CONFIG_FILE).write_text("".join(lines), encoding="utf-8")
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,1 @@
+"""Pure rules, no I/O. Each module cites the requirement IDs it implements."""

@@ -1,0 +1,44 @@
+"""The event vocabulary (``source:subject:action``) for every recorded event.
+
+MN-3b / SEC-132 / SEC-84: logins, lockouts, MFA, password, role and account changes are recorded.
+One enum, so analysis and reports can rely on the names.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Event(StrEnum):
+    LOGIN_SUCCEEDED = "auth:login:succeeded"
+    LOGIN_FAILED = "auth:login:failed"
+    LOGIN_RATE_LIMITED = "auth:login:rate_limited"
+    ACCOUNT_LOCKED = "auth:account:locked"
+    LOGOUT = "auth:session:logout"
+    SESSION_EXPIRED = "auth:session:expired"
+    PASSWORD_CHANGED = "auth:password:changed"
+    PASSWORD_CHANGE_FAILED = "auth:password:change_failed"
+    MFA_ENROLMENT_STARTED = "auth:mfa:enrolment_started"
+    MFA_ENROLLED = "auth:mfa:enrolled"
+    MFA_RESET = "auth:mfa:reset"
+    RECOVERY_CODE_USED = "auth:mfa:recovery_code_used"
+    TOKEN_CREATED = "auth:token:created"
+    TOKEN_REVOKED = "auth:token:revoked"
+    USER_CREATED = "account:user:created"
+    USER_UPDATED = "account:user:updated"
+    USER_DISABLED = "account:user:disabled"
+    USER_ENABLED = "account:user:enabled"
+    USER_UNLOCKED = "account:user:unlocked"
+    USER_PASSWORD_RESET = "account:user:password_reset"
+    ROLE_GRANTED = "account:role:granted"
+    ROLE_REVOKED = "account:role:revoked"
+    DEPARTMENT_CREATED = "account:department:created"
+    DEPARTMENT_UPDATED = "account:department:updated"
+    ACCESS_DENIED = "authz:request:denied"
+    INSTANCE_INITIALISED = "system:instance:initialised"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"

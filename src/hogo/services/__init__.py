@@ -1,0 +1,1 @@
+"""Use cases. Every change and its audit event commit in one unit of work."""

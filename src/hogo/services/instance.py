@@ -1,0 +1,146 @@
+"""Creating an instance: key material, settings, schema, the first administrator, the demo organisation."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from hogo.bootstrap import Hogo, build
+from hogo.config import Settings, write_settings
+from hogo.crypto import create_key_file
+from hogo.crypto import totp as totp_mod
+from hogo.crypto.keys import KEY_FILE_NAME
+from hogo.domain.events import Event, Outcome
+from hogo.domain.roles import Role
+from hogo.errors import Conflict
+from hogo.services import accounts, audit
+from hogo.services.audit import RequestContext
+from hogo.services.auth import MFA_PURPOSE, RECOVERY_PURPOSE
+from hogo.store import db as store_db
+from hogo.store.models import RecoveryCode, User
+
+LOCAL = RequestContext(client_addr="local", user_agent="hogo init")
+DEMO_PASSWORD = "Hogo-Demo-Pass-2026"
+
+
+@dataclasses.dataclass(frozen=True)
+class InitResult:
+    data_dir: Path
+    database_url: str
+    admin: str
+    one_time_password: str | None  # when no password was given
+    otpauth_uri: str | None  # when a password was given: MFA is enrolled at once
+    recovery_codes: tuple[str, ...]
+    demo_users: tuple[str, ...]
+    demo_password: str | None
+
+
+def is_initialised(settings: Settings) -> bool:
+    return (settings.keys_dir / KEY_FILE_NAME).exists()
+
+
+def init_instance(
+    settings: Settings,
+    *,
+    admin: str,
+    admin_password: str | None = None,
+    demo: bool = False,
+    hogo: Hogo | None = None,
+) -> InitResult:
+    """Create keys (mode 0600), write ``hogo.toml``, migrate the schema and create the administrator.
+
+    With ``admin_password`` the administrator's TOTP is enrolled immediately and its URI returned;
+    without, a one-time password is returned and MFA is enrolled at first login.
+    """
+    if is_initialised(settings):
+        raise Conflict(f"an instance already exists in {settings.data_dir}", code="already_initialised")
+    settings = settings.with_(demo=demo)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    create_key_file(settings.keys_dir)
+    write_settings(settings)
+    h = hogo or build(settings)
+    try:
+        store_db.upgrade(h.engine)
+        if accounts.count_users(h):
+            raise Conflict("the database already holds accounts", code="already_initialised")
+        with h.unit_of_work() as s:
+            audit.record(s, now=h.clock.now(), event=Event.INSTANCE_INITIALISED, outcome=Outcome.SUCCESS,
+                         ctx=LOCAL, details={"demo": demo})
+        created = accounts.create_user(
+            h, None, username=admin, display_name="システム管理者", roles=[Role.ADMIN.value],
+            password=admin_password, ctx=LOCAL,
+        )
+        uri = None
+        codes: tuple[str, ...] = ()
+        if admin_password is not None:
+            uri, codes = _enrol_mfa_now(h, created.user.username)
+        demo_users: tuple[str, ...] = ()
+        if demo:
+            demo_users = seed_demo(h)
+        return InitResult(
+            data_dir=settings.data_dir,
+            database_url=settings.database_url,
+            admin=created.user.username,
+            one_time_password=None if admin_password is not None else created.one_time_password,
+            otpauth_uri=uri,
+            recovery_codes=codes,
+            demo_users=demo_users,
+            demo_password=DEMO_PASSWORD if demo else None,
+        )
+    finally:
+        if hogo is None:
+            h.close()
+
+
+def _enrol_mfa_now(h: Hogo, username: str) -> tuple[str, tuple[str, ...]]:
+    from sqlalchemy import select
+
+    secret = totp_mod.new_secret()
+    codes = totp_mod.new_recovery_codes()
+    with h.unit_of_work() as s:
+        user = s.scalars(select(User).where(User.username == username)).one()
+        user.mfa_secret = h.keyring.seal(MFA_PURPOSE, secret.encode(), aad=f"user:{user.id}".encode())
+        user.mfa_enabled = True
+        for c in codes:
+            mac = h.keyring.mac(RECOVERY_PURPOSE, f"{user.id}:{totp_mod.normalise_recovery_code(c)}".encode())
+            s.add(RecoveryCode(user_id=user.id, code_mac=mac))
+        audit.record(s, now=h.clock.now(), event=Event.MFA_ENROLLED, outcome=Outcome.SUCCESS, ctx=LOCAL,
+                     subject_user_id=user.id, target=f"user:{username}", reason="enrolled_at_init")
+    return totp_mod.provisioning_uri(secret, account=username, issuer=h.settings.instance_name), codes
+
+
+# A small but realistic organisation: departments, and a user in every role.
+DEMO_DEPARTMENTS = [
+    ("SOMU", "総務課"),
+    ("JINJI", "人事課"),
+    ("KYUYO", "給与厚生課"),
+    ("JOHO", "情報システム課"),
+    ("KANSA", "監査室"),
+]
+DEMO_USERS = [
+    # username, display name, department, roles, days valid (None = open-ended)
+    ("gpm.sato", "佐藤 健一（総括保護管理者）", "SOMU", ["general_protection_manager"], None),
+    ("pm.suzuki", "鈴木 美咲（人事課 保護管理者）", "JINJI", ["protection_manager"], None),
+    ("pm.takahashi", "高橋 誠（給与厚生課 保護管理者）", "KYUYO", ["protection_manager"], None),
+    ("clerk.tanaka", "田中 花子（人事課 事務取扱担当者）", "JINJI", ["clerk"], None),
+    ("clerk.ito", "伊藤 翔（給与厚生課 事務取扱担当者）", "KYUYO", ["clerk", "clerk@JINJI"], None),
+    ("auditor.watanabe", "渡辺 恵（監査責任者）", "KANSA", ["auditor"], None),
+    ("sirt.yamamoto", "山本 大輔（SIRT）", "JOHO", ["sirt"], None),
+    ("contractor.nakamura", "中村 陽子（委託先・給与計算）", "KYUYO", ["contractor"], 90),
+]
+
+
+def seed_demo(h: Hogo) -> tuple[str, ...]:
+    import datetime as dt
+
+    for code, name in DEMO_DEPARTMENTS:
+        accounts.create_department(h, None, code=code, name=name, ctx=LOCAL)
+    names = []
+    for username, shown, dept, roles, days in DEMO_USERS:
+        until = h.clock.now() + dt.timedelta(days=days) if days else None
+        accounts.create_user(
+            h, None, username=username, display_name=shown, department=dept, roles=roles,
+            valid_until=until, password=DEMO_PASSWORD, is_demo=True, ctx=LOCAL,
+        )
+        names.append(username)
+    return tuple(names)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, engine set-up and Alembic migrations (SQLite and PostgreSQL)."""
