@@ -38,6 +38,8 @@ class Settings:
     database_url: str = ""
     demo: bool = False
     instance_name: str = "hogo"
+    # Dates without a time ("until 2027-03-31") mean the end of that day in this zone.
+    timezone: str = "Asia/Tokyo"
     # ANON-21: idle sessions end; absolute lifetime forces a new login.
     session_idle_timeout_s: int = 15 * 60
     session_absolute_lifetime_s: int = 8 * 3600

@@ -23,9 +23,15 @@ def has_control_chars(value: str) -> bool:
     return bool(_CONTROL.search(value))
 
 
-def normalise_username(value: str) -> str:
-    """NFKC, trimmed, lower-case. Raises ValueError naming the reason."""
+def normalise_username(value: str, *, strict: bool = False) -> str:
+    """NFKC, trimmed, lower-case. Raises ValueError naming the reason.
+
+    ``strict`` (when an identifier is being created) refuses input that NFKC would change, such as
+    full-width letters, and names the half-width form, rather than storing something else silently.
+    """
     name = nfkc(value).strip().lower()
+    if strict and value.strip() != nfkc(value).strip():
+        raise ValueError(f"must be written in half-width characters (did you mean {name!r}?)")
     if not USERNAME_RE.fullmatch(name):
         raise ValueError(
             "must be 2–63 characters: letters a–z, digits, '.', '_' or '-', starting with a letter or digit"
@@ -33,8 +39,10 @@ def normalise_username(value: str) -> str:
     return name
 
 
-def normalise_dept_code(value: str) -> str:
+def normalise_dept_code(value: str, *, strict: bool = False) -> str:
     code = nfkc(value).strip().upper()
+    if strict and value.strip() != nfkc(value).strip():
+        raise ValueError(f"must be written in half-width characters (did you mean {code!r}?)")
     if not DEPT_CODE_RE.fullmatch(code):
         raise ValueError("must be 1–32 characters: letters, digits, '_' or '-'")
     return code

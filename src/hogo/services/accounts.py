@@ -24,7 +24,7 @@ from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hogo.services import audit
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal, revoke_user_credentials
-from hogo.store.models import ApiToken, Department, User, UserRole
+from hogo.store.models import ApiToken, AuditEvent, Department, User, UserRole
 
 # --------------------------------------------------------------------------------- views
 
@@ -115,7 +115,7 @@ def create_department(hogo: Hogo, actor: Principal | None, *, code: str, name: s
     if actor is not None:
         actor.require(Permission.DEPT_WRITE)
     try:
-        norm = normalise_dept_code(code)
+        norm = normalise_dept_code(code, strict=True)
     except ValueError as exc:
         raise ValidationFailed(f"department code {exc}", field="code") from None
     try:
@@ -229,7 +229,7 @@ def create_user(
     if actor is not None:
         actor.require(Permission.ACCOUNT_WRITE)
     try:
-        name = normalise_username(username)
+        name = normalise_username(username, strict=True)
     except ValueError as exc:
         raise ValidationFailed(f"user name {exc}", field="username") from None
     try:
@@ -429,8 +429,9 @@ def update_user(hogo: Hogo, actor: Principal, username: str, *, ctx: RequestCont
             user.department_id = d.id
             changed["department"] = d.code
         if valid_until is not None:
-            if valid_until <= (user.valid_from or now) and valid_until > now:
-                raise ValidationFailed("the end must be after the start", field="valid_until")
+            if user.valid_from is not None and valid_until <= user.valid_from:
+                raise ValidationFailed("the end of the validity period must be after its start",
+                                       field="valid_until")
             user.valid_until = valid_until
             changed["valid_until"] = valid_until.isoformat()
         elif clear_valid_until:
@@ -492,6 +493,28 @@ def _ensure_other_admin_remains(db: Session, user: User, now: dt.datetime) -> No
         for o in others
     ):
         raise Conflict("this is the last active administrator; create another first", code="last_admin")
+
+
+def search_events(
+    hogo: Hogo,
+    actor: Principal,
+    *,
+    user: str | None = None,
+    event_prefix: str | None = None,
+    outcome: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[AuditEvent]:
+    """Auditors, SIRT and the general protection manager read the record (MN-3b, SEC-132)."""
+    actor.require(Permission.AUDIT_READ)
+    with hogo.unit_of_work() as db:
+        subject = _user(db, user).id if user else None
+        return audit.search(
+            db, subject_user_id=subject, event_prefix=event_prefix, outcome=outcome,
+            since=since, until=until, limit=limit, before_id=before_id,
+        )
 
 
 def count_users(hogo: Hogo) -> int:

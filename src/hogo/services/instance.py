@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from hogo.bootstrap import Hogo, build
+from hogo.clock import Clock
 from hogo.config import Settings, write_settings
 from hogo.crypto import create_key_file
 from hogo.crypto import totp as totp_mod
@@ -45,7 +46,7 @@ def init_instance(
     admin: str,
     admin_password: str | None = None,
     demo: bool = False,
-    hogo: Hogo | None = None,
+    clock: Clock | None = None,
 ) -> InitResult:
     """Create keys (mode 0600), write ``hogo.toml``, migrate the schema and create the administrator.
 
@@ -58,7 +59,7 @@ def init_instance(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     create_key_file(settings.keys_dir)
     write_settings(settings)
-    h = hogo or build(settings)
+    h = build(settings, clock=clock)
     try:
         store_db.upgrade(h.engine)
         if accounts.count_users(h):
@@ -88,8 +89,7 @@ def init_instance(
             demo_password=DEMO_PASSWORD if demo else None,
         )
     finally:
-        if hogo is None:
-            h.close()
+        h.close()
 
 
 def _enrol_mfa_now(h: Hogo, username: str) -> tuple[str, tuple[str, ...]]:

@@ -1,0 +1,1 @@
+"""REST API under /api/v1 (FastAPI): a thin adapter over ``hogo.services``."""

@@ -1,0 +1,170 @@
+"""The ASGI application: REST API under /api/v1 and the web UI at /, over one ``Hogo``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hogo import __version__
+from hogo.api.routes import router as api_router
+from hogo.bootstrap import Hogo, build, check_ready_to_serve
+from hogo.config import load_settings
+from hogo.errors import HogoError
+
+log = logging.getLogger("hogo.api")
+
+HTTP_CODES = {
+    400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "body_too_large",
+    415: "unsupported_media_type", 422: "validation_failed", 429: "rate_limited",
+}
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    body.update({k: v for k, v in extra.items() if v})
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="hogo"'
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    """Name every bad field and why; never echo the submitted values (they may be passwords)."""
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "body"
+        kind = err.get("type", "")
+        msg = err.get("msg", "invalid")
+        if kind == "extra_forbidden":
+            msg = "unknown field"
+        elif kind == "json_invalid":
+            field, msg = "body", "the body is not valid JSON"
+        problems.append({"field": field, "reason": msg})
+    text = "; ".join(f"{p['field']}: {p['reason']}" for p in problems) or "invalid request"
+    return text, problems
+
+
+class BodyLimit:
+    """Refuse bodies over the limit before reading them whole (413), chunked or not."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await self._reject(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resp = error_response(413, "body_too_large", f"the request body exceeds {self.max_bytes} bytes")
+        await resp(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+}
+
+
+def create_app(hogo: Hogo) -> FastAPI:
+    app = FastAPI(
+        title="hogo",
+        version=__version__,
+        summary="Personal data kept inside, safety management measures (安全管理措置) enforced.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.hogo = hogo
+
+    @app.exception_handler(HogoError)
+    async def _hogo_error(_: Request, exc: HogoError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("server error: %s", exc.code)
+        return error_response(exc.status, exc.code, exc.message, requirement=exc.requirement, details=exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        text, problems = _validation_message(exc)
+        return error_response(422, "validation_failed", text, details={"problems": problems})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Never echo internals (they may hold data); the type alone goes to the server log.
+        log.error("unexpected %s", type(exc).__name__)
+        return error_response(500, "internal_error", "an internal error occurred; it has been logged")
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        if request.url.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.include_router(api_router)
+    try:
+        from hogo.web.routes import install as install_web
+    except ImportError:  # the web UI is optional for API-only deployments
+        install_web = None
+    if install_web is not None:
+        install_web(app)
+    app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory hogo.api.app:app_from_environment`` (reads $HOGO_DATA_DIR)."""
+    hogo = build(load_settings())
+    check_ready_to_serve(hogo)
+    return create_app(hogo)

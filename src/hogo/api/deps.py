@@ -1,0 +1,59 @@
+"""Request-scoped dependencies shared by the API and the web UI."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hogo.bootstrap import Hogo
+from hogo.errors import SessionExpired
+from hogo.services import auth
+from hogo.services.audit import RequestContext
+from hogo.services.auth import Principal
+
+SESSION_COOKIE = "hogo_session"
+
+
+def get_hogo(request: Request) -> Hogo:
+    hogo: Hogo = request.app.state.hogo
+    return hogo
+
+
+def client_address(request: Request) -> str | None:
+    hogo = get_hogo(request)
+    if hogo.settings.trust_proxy_headers:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return request.client.host if request.client else None
+
+
+def request_context(request: Request) -> RequestContext:
+    return RequestContext(
+        client_addr=client_address(request),
+        user_agent=(request.headers.get("user-agent") or "")[:300] or None,
+    )
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def api_principal(request: Request) -> Principal:
+    """The API authenticates with ``Authorization: Bearer`` only (never cookies: no CSRF surface)."""
+    token = bearer_token(request)
+    if token is None:
+        raise SessionExpired("sign in first (Authorization: Bearer <token>)", code="not_authenticated")
+    principal = auth.authenticate(get_hogo(request), token, request_context(request))
+    request.state.principal = principal
+    return principal
+
+
+HogoDep = Annotated[Hogo, Depends(get_hogo)]
+CtxDep = Annotated[RequestContext, Depends(request_context)]
+PrincipalDep = Annotated[Principal, Depends(api_principal)]

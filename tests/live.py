@@ -1,0 +1,83 @@
+"""A real hogo server in a subprocess (uvicorn on a free loopback port) for CLI and browser tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import httpx
+
+from hogo.config import Argon2Params, load_settings
+from hogo.services import instance
+
+TEST_ARGON2 = Argon2Params(time_cost=1, memory_cost_kib=64, parallelism=1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclasses.dataclass
+class LiveServer:
+    data_dir: Path
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def init_data_dir(data_dir: Path, *, admin: str, admin_password: str | None, demo: bool = False,
+                  database_url: str | None = None, **settings: object) -> instance.InitResult:
+    """Initialise an instance with cheap Argon2 (persisted in hogo.toml so the server uses it too)."""
+    s = load_settings(data_dir, argon2=TEST_ARGON2, **({"database_url": database_url} if database_url else {}),
+                      **settings)
+    return instance.init_instance(s, admin=admin, admin_password=admin_password, demo=demo)
+
+
+def start_server(data_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 30) -> LiveServer:
+    port = free_port()
+    log_path = data_dir / f"server-{port}.log"
+    full_env = {**os.environ, "HOGO_DATA_DIR": str(data_dir), **(env or {})}
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "hogo.api.app:app_from_environment",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=full_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    server = LiveServer(data_dir, url, proc, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not start in {timeout}s:\n{server.log()}")
+
+
+def secret_of(uri: str) -> str:
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["secret"][0]
