@@ -12,9 +12,16 @@ from hogo.domain.text import nfkc
 
 
 def _nfkc_date_text(value: object) -> object:
-    # Full-width digits in dates (２０２７－０３－３１) are read as what they mean.
+    # Full-width digits in dates (２０２７－０３－３１) are read as what they mean; a bare date stays a
+    # date (the end of that day, in the organisation's zone), not midnight at its start.
     if isinstance(value, str):
-        return nfkc(value).strip().replace("/", "-")
+        text = nfkc(value).strip().replace("/", "-")
+        if len(text) == 10:
+            try:
+                return dt.date.fromisoformat(text)
+            except ValueError:
+                raise ValueError("not a date (use YYYY-MM-DD)") from None
+        return text
     return value
 
 

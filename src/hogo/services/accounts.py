@@ -142,7 +142,7 @@ def list_departments(hogo: Hogo, actor: Principal) -> list[DepartmentView]:
     actor.require(Permission.DEPT_READ)
     with hogo.unit_of_work() as db:
         counts = dict(
-            db.execute(select(User.department_id, func.count()).group_by(User.department_id)).tuples().all()
+            db.execute(select(User.department_id, func.count()).group_by(User.department_id)).all()
         )
         by_id = {d.id: d for d in db.scalars(select(Department).order_by(Department.code))}
         return [
@@ -346,7 +346,6 @@ def disable_user(hogo: Hogo, actor: Principal, username: str, *, reason: str | N
     def change(db: Session, user: User, now: dt.datetime) -> None:
         if user.disabled_at is not None:
             raise Conflict("the account is already disabled", code="already_disabled")
-        _ensure_other_admin_remains(db, user, now)
         user.disabled_at = now
         user.disabled_reason = reason
         revoke_user_credentials(db, user.id, now, "account_disabled")
@@ -470,29 +469,12 @@ def revoke_role(hogo: Hogo, actor: Principal, username: str, role: str, *, ctx: 
             if existing.role == r.value and (
                 r not in DEPARTMENT_SCOPED or existing.department_id == (d.id if d else None)
             ):
-                if r is Role.ADMIN:
-                    _ensure_other_admin_remains(db, user, now)
                 user.roles.remove(existing)
                 return {"role": r.value, "department": d.code if d else None}
         raise NotFound("the user does not hold this role", code="role_not_held")
 
     return _change(hogo, actor, username, event=Event.ROLE_REVOKED, action="revoke a role from", ctx=ctx,
                    change=change)
-
-
-def _ensure_other_admin_remains(db: Session, user: User, now: dt.datetime) -> None:
-    if not any(r.role == Role.ADMIN.value for r in user.roles):
-        return
-    others = db.scalars(
-        select(User).join(UserRole, UserRole.user_id == User.id)
-        .where(UserRole.role == Role.ADMIN.value, User.id != user.id)
-    ).unique()
-    if not any(
-        account_state(now=now, valid_from=o.valid_from, valid_until=o.valid_until, disabled_at=o.disabled_at)
-        == "active"
-        for o in others
-    ):
-        raise Conflict("this is the last active administrator; create another first", code="last_admin")
 
 
 def search_events(
