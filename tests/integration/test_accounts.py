@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import CTX, Instance
 from sqlalchemy import select
 
+from conftest import CTX, Instance
 from hogo.domain.events import Event
 from hogo.domain.roles import DATA_PERMISSIONS, Permission
 from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed

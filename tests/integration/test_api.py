@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import api_login, bearer
 
 
@@ -130,8 +131,9 @@ def test_admin_self_grant_is_refused_with_the_rule_named_SEC_19(client, admin_to
 
 
 def test_disable_takes_effect_on_the_users_live_token_SEC_129(client, inst, admin_token):
-    otp = client.post("/api/v1/users", headers=bearer(admin_token),
-                      json={"username": "tanaka", "department": "JINJI", "roles": ["clerk"]}).json()["one_time_password"]
+    created = client.post("/api/v1/users", headers=bearer(admin_token),
+                          json={"username": "tanaka", "department": "JINJI", "roles": ["clerk"]})
+    otp = created.json()["one_time_password"]
     t = client.post("/api/v1/auth/login", json={"username": "tanaka", "password": otp}).json()["token"]
     assert client.get("/api/v1/auth/whoami", headers=bearer(t)).status_code == 200
     r = client.post("/api/v1/users/tanaka/disable", json={"reason": "退職"}, headers=bearer(admin_token))

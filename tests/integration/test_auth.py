@@ -6,10 +6,9 @@ import dataclasses
 import datetime as dt
 
 import pytest
-from conftest import CTX, Instance, secret_of
 from sqlalchemy import select, text
 
-from hogo.crypto import totp
+from conftest import CTX, Instance, secret_of
 from hogo.domain.events import Event
 from hogo.domain.roles import Permission
 from hogo.errors import (
@@ -371,6 +370,6 @@ def _dump_database(inst: Instance) -> str:
     out = []
     with inst.hogo.engine.connect() as conn:
         for table in ("users", "auth_sessions", "api_tokens", "recovery_codes", "audit_events"):
-            for row in conn.execute(text(f"SELECT * FROM {table}")):  # noqa: S608 - fixed table names
+            for row in conn.execute(text(f"SELECT * FROM {table}")):
                 out.append(" ".join(str(v) for v in row))
     return "\n".join(out)

@@ -11,9 +11,9 @@ def test_login_names_are_compared_after_nfkc():
 
 
 def test_creating_a_full_width_name_is_refused_with_the_half_width_form_named():
-    with pytest.raises(ValueError, match="half-width.*'tanaka'"):
+    with pytest.raises(ValueError, match=r"half-width.*'tanaka'"):
         normalise_username("ｔａｎａｋａ", strict=True)
-    with pytest.raises(ValueError, match="half-width.*'JINJI'"):
+    with pytest.raises(ValueError, match=r"half-width.*'JINJI'"):
         normalise_dept_code("ＪＩＮＪＩ", strict=True)
 
 

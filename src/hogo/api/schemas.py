@@ -80,7 +80,7 @@ class MeOut(Out):
 
 class LoginOut(Out):
     token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     session_id: str
     expires_at: dt.datetime
     idle_timeout_s: int

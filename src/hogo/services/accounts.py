@@ -133,7 +133,8 @@ def create_department(hogo: Hogo, actor: Principal | None, *, code: str, name: s
         audit.record(
             db, now=now, event=Event.DEPARTMENT_CREATED, outcome=Outcome.SUCCESS, ctx=ctx,
             actor_id=actor.user_id if actor else None, actor_name=actor.username if actor else None,
-            target=f"department:{norm}", details={"name": clean_name, "parent": parent_row.code if parent_row else None},
+            target=f"department:{norm}",
+            details={"name": clean_name, "parent": parent_row.code if parent_row else None},
         )
         return DepartmentView(norm, clean_name, parent_row.code if parent_row else None, 0)
 

@@ -45,7 +45,7 @@ from hogo.services.audit import RequestContext
 from hogo.store.models import ApiToken, AuditEvent, AuthSession, RecoveryCode, User
 
 SESSION_PREFIX = "hgs"
-API_TOKEN_PREFIX = "hgt"
+API_TOKEN_PREFIX = "hgt"  # noqa: S105 - a prefix, not a secret
 LAST_SEEN_GRANULARITY_S = 10
 GENERIC_LOGIN_FAILURE = "login failed: wrong user name, password or one-time code, or the account is locked"
 MFA_PURPOSE = "totp-secret"

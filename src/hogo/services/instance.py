@@ -21,7 +21,8 @@ from hogo.store import db as store_db
 from hogo.store.models import RecoveryCode, User
 
 LOCAL = RequestContext(client_addr="local", user_agent="hogo init")
-DEMO_PASSWORD = "Hogo-Demo-Pass-2026"
+# Published on purpose: demo accounts are flagged, and a non-demo server refuses to serve them.
+DEMO_PASSWORD = "Hogo-Demo-Pass-2026"  # noqa: S105
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +107,7 @@ def _enrol_mfa_now(h: Hogo, username: str) -> tuple[str, tuple[str, ...]]:
             s.add(RecoveryCode(user_id=user.id, code_mac=mac))
         audit.record(s, now=h.clock.now(), event=Event.MFA_ENROLLED, outcome=Outcome.SUCCESS, ctx=LOCAL,
                      subject_user_id=user.id, target=f"user:{username}", reason="enrolled_at_init")
-    return totp_mod.provisioning_uri(secret, account=username, issuer=h.settings.instance_name), codes
+    return totp_mod.provisioning_uri(secret, account=username, issuer=h.settings.instance_name), tuple(codes)
 
 
 # A small but realistic organisation: departments, and a user in every role.

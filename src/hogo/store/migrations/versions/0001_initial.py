@@ -4,13 +4,13 @@ The audit_events table is append-only: triggers refuse UPDATE and DELETE on both
 PostgreSQL (MN-3b, ANON-12: records protected from falsification and unauthorised deletion).
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22
 """
-from alembic import op
 import sqlalchemy as sa
-import hogo.store.types
+from alembic import op
 
+import hogo.store.types
 
 revision = '0001'
 down_revision = None
