@@ -16,6 +16,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
+    # Statement parameters never reach logs or error messages: they can hold hashes and personal data.
+    kw.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 

@@ -1,0 +1,35 @@
+"""Storage details that protect secrets and times."""
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+
+from hogo.store.db import make_engine
+
+
+def test_sql_errors_never_carry_statement_parameters():
+    """A failed statement's message must not include the values bound to it (hashes, personal data)."""
+    engine = make_engine("sqlite://")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x TEXT UNIQUE)")
+        conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": "secret-value-123"})
+        with pytest.raises(Exception) as e:
+            conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": "secret-value-123"})
+    assert "secret-value-123" not in str(e.value)
+
+
+def test_utc_columns_refuse_naive_times_and_return_aware_ones(tmp_path):
+    from hogo.store.types import UTCDateTime
+
+    col = UTCDateTime()
+    with pytest.raises(ValueError):
+        col.process_bind_param(dt.datetime(2026, 1, 1), engine_dialect())
+    jst = dt.timezone(dt.timedelta(hours=9))
+    stored = col.process_bind_param(dt.datetime(2026, 1, 1, 9, tzinfo=jst), engine_dialect())
+    assert stored == dt.datetime(2026, 1, 1, 0, 0)
+    assert col.process_result_value(stored, engine_dialect()) == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def engine_dialect():
+    return make_engine("sqlite://").dialect
