@@ -74,3 +74,15 @@ def test_unknown_settings_are_refused(tmp_path):
     (tmp_path / "d" / "hogo.toml").write_text("idle_timeout = 5\n")
     with pytest.raises(ConfigurationError, match="unknown setting 'idle_timeout'"):
         load_settings(tmp_path / "d")
+
+
+def test_a_refused_admin_password_leaves_no_half_made_instance_ANON_11(tmp_path):
+    from hogo.errors import ValidationFailed
+
+    s = load_settings(tmp_path / "d", argon2=FAST)
+    with pytest.raises(ValidationFailed) as e:
+        instance.init_instance(s, admin="admin", admin_password="password1234")
+    assert e.value.field == "password"
+    assert not (s.keys_dir / "master.key").exists() and not (s.data_dir / "hogo.toml").exists()
+    res = instance.init_instance(s, admin="admin", admin_password="Kanri-Sekinin-2026!")
+    assert res.otpauth_uri

@@ -7,13 +7,15 @@ from pathlib import Path
 
 from hogo.bootstrap import Hogo, build
 from hogo.clock import Clock
-from hogo.config import Settings, write_settings
+from hogo.config import CONFIG_FILE, Settings, write_settings
 from hogo.crypto import create_key_file
 from hogo.crypto import totp as totp_mod
 from hogo.crypto.keys import KEY_FILE_NAME
 from hogo.domain.events import Event, Outcome
 from hogo.domain.roles import Role
-from hogo.errors import Conflict
+from hogo.domain.passwords import PasswordPolicy, load_common_passwords, password_problems
+from hogo.domain.text import normalise_username
+from hogo.errors import Conflict, ValidationFailed
 from hogo.services import accounts, audit
 from hogo.services.audit import RequestContext
 from hogo.services.auth import MFA_PURPOSE, RECOVERY_PURPOSE
@@ -56,11 +58,13 @@ def init_instance(
     """
     if is_initialised(settings):
         raise Conflict(f"an instance already exists in {settings.data_dir}", code="already_initialised")
+    admin = _check_admin(settings, admin, admin_password)
     settings = settings.with_(demo=demo)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    create_key_file(settings.keys_dir)
+    key_path = create_key_file(settings.keys_dir)
     write_settings(settings)
     h = build(settings, clock=clock)
+    admin_created = False
     try:
         store_db.upgrade(h.engine)
         if accounts.count_users(h):
@@ -72,6 +76,7 @@ def init_instance(
             h, None, username=admin, display_name="システム管理者", roles=[Role.ADMIN.value],
             password=admin_password, ctx=LOCAL,
         )
+        admin_created = True
         uri = None
         codes: tuple[str, ...] = ()
         if admin_password is not None:
@@ -89,8 +94,29 @@ def init_instance(
             demo_users=demo_users,
             demo_password=DEMO_PASSWORD if demo else None,
         )
+    except BaseException:
+        if not admin_created:
+            # Nothing usable was made: leave no half-made instance that blocks a retry.
+            key_path.unlink(missing_ok=True)
+            (settings.data_dir / CONFIG_FILE).unlink(missing_ok=True)
+        raise
     finally:
         h.close()
+
+
+def _check_admin(settings: Settings, admin: str, password: str | None) -> str:
+    """Validate the administrator's name and password before anything is written."""
+    try:
+        name = normalise_username(admin, strict=True)
+    except ValueError as exc:
+        raise ValidationFailed(f"user name {exc}", field="admin") from None
+    if password is not None:
+        policy = PasswordPolicy(min_length=settings.password_min_length, max_length=settings.password_max_length)
+        problems = password_problems(password, username=name, policy=policy, common=load_common_passwords())
+        if problems:
+            raise ValidationFailed("the password " + "; ".join(problems), field="password",
+                                   requirement="ANON-11", details={"problems": problems})
+    return name
 
 
 def _enrol_mfa_now(h: Hogo, username: str) -> tuple[str, tuple[str, ...]]:
