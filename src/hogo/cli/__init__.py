@@ -1,0 +1,1 @@
+"""The ``hogo`` command line (a client of the REST API, plus local ``init``/``serve``/``migrate``)."""

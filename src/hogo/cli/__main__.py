@@ -1,0 +1,5 @@
+"""``python -m hogo.cli``."""
+
+from hogo.cli.main import main
+
+main()
