@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from conftest import CTX, Instance
 from hogo.domain.events import Event
 from hogo.domain.roles import DATA_PERMISSIONS, Permission
 from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hogo.services import accounts, auth
 from hogo.store.models import AuditEvent
+from support import CTX, Instance
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_administrator_has_no_right_to_personal_data_SEC_131_SEC_150_ANON_14(ins
 
 
 def test_only_administrators_manage_accounts(inst: Instance, admin):
-    from conftest import secret_of  # noqa: F401 - documents where secrets come from
+    from support import secret_of  # noqa: F401 - documents where secrets come from
 
     created = accounts.create_user(inst.hogo, admin, username="watanabe", department="JINJI",
                                    roles=["auditor"], ctx=CTX)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import api_login, bearer
+from support import api_login, bearer
 
 
 @pytest.fixture

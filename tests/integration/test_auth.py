@@ -8,7 +8,6 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, text
 
-from conftest import CTX, Instance, secret_of
 from hogo.domain.events import Event
 from hogo.domain.roles import Permission
 from hogo.errors import (
@@ -22,6 +21,7 @@ from hogo.errors import (
 )
 from hogo.services import accounts, auth
 from hogo.store.models import ApiToken, AuditEvent, AuthSession, RecoveryCode, User
+from support import CTX, Instance, secret_of
 
 NEW_PASSWORD = "Sakura-Kumo-Umi-47"
 
@@ -193,6 +193,8 @@ def test_new_account_must_change_one_time_password_and_enrol_mfa_ANON_11(inst: I
     assert p.pending_steps == ("enroll_mfa",)
     enrol = auth.start_mfa_enrolment(inst.hogo, p, CTX)
     assert enrol.otpauth_uri.startswith("otpauth://totp/") and secret_of(enrol.otpauth_uri) == enrol.secret
+    # Reloading the enrolment page shortly after shows the same secret (a scanned QR code stays valid).
+    assert auth.start_mfa_enrolment(inst.hogo, p, CTX).secret == enrol.secret
     with pytest.raises(Forbidden):
         auth.confirm_mfa_enrolment(inst.hogo, p, "123456" if inst.code(enrol.secret) != "123456" else "654321",
                                    CTX)
@@ -224,8 +226,11 @@ def test_remote_access_always_needs_mfa_when_trusted_networks_are_set_SEC_157(in
     outside = dataclasses.replace(CTX, client_addr="203.0.113.5")
     p_in = auth.login(inst.hogo, username="tanaka", password=otp, ctx=inside).principal
     assert p_in.pending_steps == ("change_password",)
-    r_out = auth.login(inst.hogo, username="tanaka", password=otp, ctx=outside)
-    assert "enroll_mfa" in r_out.principal.pending_steps
+    # From outside, a password alone does not even allow enrolling a device.
+    with pytest.raises(Forbidden) as refused:
+        auth.login(inst.hogo, username="tanaka", password=otp, ctx=outside)
+    assert refused.value.requirement == "SEC-157"
+    assert events(inst, Event.LOGIN_FAILED)[-1].reason == "mfa_not_enrolled_remote"
     # A session opened inside without MFA cannot be carried outside.
     r_in = auth.login(inst.hogo, username="tanaka", password=otp, ctx=inside)
     with pytest.raises(Forbidden) as e:

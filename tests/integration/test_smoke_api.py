@@ -1,6 +1,6 @@
 """Smoke: sign in through the API and ask who I am (MLIT-9.5.1, MN-6b)."""
 
-from conftest import api_login, bearer
+from support import api_login, bearer
 
 
 def test_admin_signs_in_with_password_and_totp_and_sees_itself(client, inst):

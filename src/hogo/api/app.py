@@ -16,6 +16,7 @@ from hogo.api.routes import router as api_router
 from hogo.bootstrap import Hogo, build, check_ready_to_serve
 from hogo.config import load_settings
 from hogo.errors import HogoError
+from hogo.web.routes import install as install_web
 
 log = logging.getLogger("hogo.api")
 
@@ -153,12 +154,7 @@ def create_app(hogo: Hogo) -> FastAPI:
         return response
 
     app.include_router(api_router)
-    try:
-        from hogo.web.routes import install as install_web
-    except ImportError:  # the web UI is optional for API-only deployments
-        install_web = None
-    if install_web is not None:
-        install_web(app)
+    install_web(app)
     app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes)
     return app
 

@@ -402,6 +402,7 @@ def reset_mfa(hogo: Hogo, actor: Principal, username: str, *, ctx: RequestContex
         user.mfa_enabled = False
         user.mfa_secret = None
         user.mfa_pending_secret = None
+        user.mfa_pending_at = None
         user.mfa_last_step = None
         revoke_user_credentials(db, user.id, now, "mfa_reset")
 

@@ -49,6 +49,7 @@ API_TOKEN_PREFIX = "hgt"  # noqa: S105 - a prefix, not a secret
 LAST_SEEN_GRANULARITY_S = 10
 GENERIC_LOGIN_FAILURE = "login failed: wrong user name, password or one-time code, or the account is locked"
 MFA_PURPOSE = "totp-secret"
+MFA_PENDING_REUSE = dt.timedelta(minutes=10)
 RECOVERY_PURPOSE = "recovery-code"
 
 T = TypeVar("T")
@@ -271,6 +272,20 @@ def login(
         )
         if state != "active":
             raise fail(f"account_{state}", count=False)
+
+        if (s.trusted_networks and not user.mfa_enabled
+                and not is_trusted_address(ctx.client_addr, s.trusted_networks)):
+            # SEC-157: from outside, a password alone is never enough — not even to enrol a device,
+            # or whoever stole the password could enrol theirs.
+            audit.record(
+                db, now=now, event=Event.LOGIN_FAILED, outcome=Outcome.DENIED, ctx=ctx, actor_id=user.id,
+                actor_name=user.username, subject_user_id=user.id, reason="mfa_not_enrolled_remote",
+            )
+            raise Forbidden(
+                "multi-factor authentication is required from outside the trusted networks; "
+                "enrol it from inside the organisation's network first",
+                code="mfa_enrolment_required_inside", requirement="SEC-157",
+            )
 
         mfa_verified = False
         if user.mfa_enabled:
@@ -554,13 +569,20 @@ def start_mfa_enrolment(hogo: Hogo, principal: Principal, ctx: RequestContext) -
                 "multi-factor authentication is already set up; ask an administrator to reset it",
                 code="mfa_already_enrolled",
             )
-        secret = totp_mod.new_secret()
-        user.mfa_pending_secret = hogo.keyring.seal(MFA_PURPOSE, secret.encode(), aad=f"user:{user.id}".encode())
-        user.updated_at = now
-        audit.record(
-            db, now=now, event=Event.MFA_ENROLMENT_STARTED, outcome=Outcome.SUCCESS, ctx=ctx,
-            actor_id=user.id, actor_name=user.username, subject_user_id=user.id,
-        )
+        # Showing the page again must not invalidate a QR code the user has just scanned.
+        secret = None
+        if user.mfa_pending_at is not None and now - user.mfa_pending_at < MFA_PENDING_REUSE:
+            secret = _open_secret(hogo, user, user.mfa_pending_secret)
+        if secret is None:
+            secret = totp_mod.new_secret()
+            user.mfa_pending_secret = hogo.keyring.seal(MFA_PURPOSE, secret.encode(),
+                                                        aad=f"user:{user.id}".encode())
+            user.mfa_pending_at = now
+            user.updated_at = now
+            audit.record(
+                db, now=now, event=Event.MFA_ENROLMENT_STARTED, outcome=Outcome.SUCCESS, ctx=ctx,
+                actor_id=user.id, actor_name=user.username, subject_user_id=user.id,
+            )
         issuer = hogo.settings.instance_name
         return MfaEnrolment(
             otpauth_uri=totp_mod.provisioning_uri(secret, account=user.username, issuer=issuer),
@@ -593,6 +615,7 @@ def confirm_mfa_enrolment(hogo: Hogo, principal: Principal, code: str, ctx: Requ
                             code="mfa_code_invalid")
         user.mfa_secret = user.mfa_pending_secret
         user.mfa_pending_secret = None
+        user.mfa_pending_at = None
         user.mfa_enabled = True
         user.mfa_last_step = step
         user.updated_at = now

@@ -12,8 +12,8 @@ from hogo.crypto import create_key_file
 from hogo.crypto import totp as totp_mod
 from hogo.crypto.keys import KEY_FILE_NAME
 from hogo.domain.events import Event, Outcome
-from hogo.domain.roles import Role
 from hogo.domain.passwords import PasswordPolicy, load_common_passwords, password_problems
+from hogo.domain.roles import Role
 from hogo.domain.text import normalise_username
 from hogo.errors import Conflict, ValidationFailed
 from hogo.services import accounts, audit

@@ -66,6 +66,7 @@ class User(Base):
     mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     mfa_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # sealed (AES-256-GCM)
     mfa_pending_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # sealed, until confirmed
+    mfa_pending_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     mfa_last_step: Mapped[int | None] = mapped_column(BigInteger)  # TOTP replay protection
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)

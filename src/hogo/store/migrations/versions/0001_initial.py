@@ -69,6 +69,7 @@ def upgrade() -> None:
     sa.Column('mfa_enabled', sa.Boolean(), nullable=False),
     sa.Column('mfa_secret', sa.LargeBinary(), nullable=True),
     sa.Column('mfa_pending_secret', sa.LargeBinary(), nullable=True),
+    sa.Column('mfa_pending_at', hogo.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('mfa_last_step', sa.BigInteger(), nullable=True),
     sa.Column('last_login_at', hogo.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('is_demo', sa.Boolean(), nullable=False),

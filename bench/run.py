@@ -1,0 +1,436 @@
+"""hogo benchmarks (``make bench``): what a sign-in costs, and what the authenticated request path costs.
+
+1. Login latency with the PRODUCTION Argon2id parameters (``hogo.config.Argon2Params()`` defaults):
+   ``hogo.services.auth.login`` with password + TOTP on a temporary SQLite instance, interleaved with a
+   bare ``argon2`` verification at the same parameters, so the ratio shows what everything else
+   (rate-limit query, TOTP, session row, audit event, commit) adds to the hash.
+2. Throughput of ``GET /api/v1/auth/whoami`` with a Bearer session token against a bare FastAPI
+   endpoint returning the same JSON (``bench/bare_app.py``), side by side in one run: both are real
+   uvicorn servers (one worker each, same options) on loopback ports, driven from a separate process
+   (``wrk`` when installed, else ``bench/loadgen.py``) with a fixed concurrency for a fixed time,
+   alternated A B A B.
+
+Prints a report and writes ``bench/results/latest.json``. Everything is bounded in time and runs on
+127.0.0.1 only; the instances live in a temporary directory that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import argon2
+import httpx
+
+from hogo.bootstrap import build
+from hogo.clock import FakeClock
+from hogo.config import Argon2Params, Settings
+from hogo.crypto import totp
+from hogo.services import auth, instance
+from hogo.services.audit import RequestContext
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+ADMIN = "admin"
+ADMIN_PASSWORD = "Bench-Kanri-Sekinin-2026!"
+CTX = RequestContext(client_addr="127.0.0.1", user_agent="hogo-bench")
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary_ms(samples_s: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples_s]
+    return {
+        "n": len(ms),
+        "p50": round(percentile(ms, 50), 2),
+        "p95": round(percentile(ms, 95), 2),
+        "mean": round(statistics.fmean(ms), 2),
+        "min": round(min(ms), 2),
+        "max": round(max(ms), 2),
+    }
+
+
+def secret_of(uri: str) -> str:
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["secret"][0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def version_of(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------- login
+
+
+def bench_login(n: int, warmup: int) -> dict[str, Any]:
+    """``auth.login`` (password + TOTP) vs a bare Argon2id verify, interleaved, production cost."""
+    params = Argon2Params()
+    bare = argon2.PasswordHasher(
+        time_cost=params.time_cost, memory_cost=params.memory_cost_kib, parallelism=params.parallelism,
+        hash_len=32, salt_len=16, type=argon2.Type.ID,
+    )
+    bare_hash = bare.hash(ADMIN_PASSWORD)
+    clock = FakeClock()
+    with tempfile.TemporaryDirectory(prefix="hogo-bench-login-") as tmp:
+        settings = Settings(data_dir=Path(tmp) / "data")  # production defaults, embedded SQLite
+        assert settings.argon2 == params
+        res = instance.init_instance(settings, admin=ADMIN, admin_password=ADMIN_PASSWORD, clock=clock)
+        assert res.otpauth_uri is not None
+        secret = secret_of(res.otpauth_uri)
+        h = build(settings, clock=clock)
+        login_s: list[float] = []
+        verify_s: list[float] = []
+        try:
+            for i in range(warmup + n):
+                clock.advance(seconds=30)  # TOTP codes are single use per 30-second step
+                code = totp.current_code(secret, clock.now())
+                t0 = time.perf_counter()
+                result = auth.login(h, username=ADMIN, password=ADMIN_PASSWORD, totp=code, ctx=CTX)
+                t1 = time.perf_counter()
+                assert result.principal.mfa_verified
+                ok = bare.verify(bare_hash, ADMIN_PASSWORD)
+                t2 = time.perf_counter()
+                assert ok
+                if i >= warmup:
+                    login_s.append(t1 - t0)
+                    verify_s.append(t2 - t1)
+        finally:
+            h.close()
+    login = summary_ms(login_s)
+    verify = summary_ms(verify_s)
+    return {
+        "argon2": {"time_cost": params.time_cost, "memory_cost_kib": params.memory_cost_kib,
+                   "parallelism": params.parallelism, "type": "argon2id"},
+        "database": "sqlite",
+        "logins": n,
+        "warmup": warmup,
+        "login_ms": login,
+        "argon2_verify_ms": verify,
+        "ratio_p50": round(login["p50"] / verify["p50"], 3),
+        "overhead_p50_ms": round(login["p50"] - verify["p50"], 2),
+    }
+
+
+# -------------------------------------------------------------------------------------- http
+
+
+class Server:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path,
+                 pin: Callable[[], None] | None) -> None:
+        self.name = name
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        cmd = [sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(self.port),
+               "--workers", "1", "--log-level", "warning", "--no-access-log"]
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     preexec_fn=pin)  # only sets the CPU affinity
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} server exited ({self.proc.returncode}):\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base + "/api/v1/health", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} server did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOGO_")}
+    env.update(extra)
+    return env
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _wrk_ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if not m:
+        raise ValueError(f"unparsable wrk latency {value!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def run_wrk(url: str, token: str, concurrency: int, duration: float, pin: Callable[[], None] | None
+            ) -> dict[str, Any]:
+    cmd = ["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{max(1, round(duration))}s", "--latency",
+           "--timeout", "10s", "-H", f"Authorization: Bearer {token}", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True,
+                         preexec_fn=pin).stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    rps = float(found.group(1))
+    total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    lat = dict(re.findall(r"^\s*(50|75|90|99)%\s+(\S+)\s*$", out, flags=re.M))
+    return {
+        "requests": int(total.group(1)) if total else None,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "errors": sum(int(x) for x in sock.groups()) if sock else 0,
+        "rps": rps,
+        "latency_ms": {f"p{k}": round(_wrk_ms(v), 3) for k, v in lat.items()},
+    }
+
+
+def run_loadgen(url: str, token: str, concurrency: int, duration: float, pin: Callable[[], None] | None
+                ) -> dict[str, Any]:
+    cmd = [sys.executable, str(BENCH_DIR / "loadgen.py"), url, "-c", str(concurrency), "-d", str(duration),
+           "-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True,
+                         preexec_fn=pin).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def _affinity(cpus: set[int]) -> Callable[[], None] | None:
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+
+    def pin() -> None:
+        os.sched_setaffinity(0, cpus)
+
+    return pin
+
+
+@contextlib.contextmanager
+def servers(tmp: Path, pin_server: Callable[[], None] | None) -> Iterator[tuple[Server, Server, str, Any]]:
+    data = tmp / "data"
+    settings = Settings(data_dir=data)  # production defaults (Argon2 too: login happens once)
+    res = instance.init_instance(settings, admin=ADMIN, admin_password=ADMIN_PASSWORD)
+    assert res.otpauth_uri is not None
+    secret = secret_of(res.otpauth_uri)
+    started: list[Server] = []
+    try:
+        hogo_srv = Server("hogo", ["--factory", "hogo.api.app:app_from_environment"],
+                          _clean_env(HOGO_DATA_DIR=str(data)), tmp / "hogo.log", pin_server)
+        started.append(hogo_srv)
+        hogo_srv.wait_ready()
+        code = totp.current_code(secret, dt.datetime.now(dt.UTC))
+        r = httpx.post(hogo_srv.base + "/api/v1/auth/login",
+                       json={"username": ADMIN, "password": ADMIN_PASSWORD, "totp": code}, timeout=30)
+        r.raise_for_status()
+        token = r.json()["token"]
+        me = httpx.get(hogo_srv.base + "/api/v1/auth/whoami", headers={"Authorization": f"Bearer {token}"})
+        me.raise_for_status()
+        body = tmp / "whoami.json"
+        body.write_text(me.text, encoding="utf-8")
+        bare_srv = Server("bare", ["--app-dir", str(BENCH_DIR), "bare_app:app"],
+                          _clean_env(HOGO_BENCH_WHOAMI_JSON=str(body)), tmp / "bare.log", pin_server)
+        started.append(bare_srv)
+        bare_srv.wait_ready()
+        bare_body = httpx.get(bare_srv.base + "/api/v1/auth/whoami").json()
+        assert bare_body == me.json(), "the bare endpoint must answer with the same JSON"
+        yield hogo_srv, bare_srv, token, me.json()
+    finally:
+        for s in started:
+            s.stop()
+
+
+def bench_http(concurrency: int, duration: float, rounds: int, warmup: float, use_wrk: bool,
+               pin: bool) -> dict[str, Any]:
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    pinned = pin and ncpu >= 2
+    cpus = sorted(os.sched_getaffinity(0)) if pinned else []
+    pin_server = _affinity({cpus[0]}) if pinned else None
+    pin_load = _affinity(set(cpus[1:])) if pinned else None
+    wrk = shutil.which("wrk") if use_wrk else None
+    drive = run_wrk if wrk else run_loadgen
+    generator = "wrk" if wrk else "bench/loadgen.py (asyncio keep-alive client)"
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="hogo-bench-http-") as t, servers(Path(t), pin_server) as (
+        hogo_srv, bare_srv, token, body,
+    ):
+        targets = {"hogo": hogo_srv.base, "bare": bare_srv.base}
+        url = {k: v + "/api/v1/auth/whoami" for k, v in targets.items()}
+        if warmup > 0:
+            for name in ("hogo", "bare"):
+                log(f"  warm-up {name} ({warmup:g} s)")
+                drive(url[name], token, concurrency, warmup, pin_load)
+        for r in range(1, rounds + 1):
+            for name in ("hogo", "bare"):
+                log(f"  round {r}: {name} ({duration:g} s, {concurrency} connections)")
+                res = drive(url[name], token, concurrency, duration, pin_load)
+                if res.get("non_2xx") or res.get("errors"):
+                    raise RuntimeError(f"{name}: {res['non_2xx']} non-2xx answers, {res['errors']} errors; "
+                                       f"the measurement is void:\n{(hogo_srv if name == 'hogo' else bare_srv).log()}")
+                runs.append({"round": r, "server": name, **res})
+        # The session must still be valid after the load: every request above was authenticated.
+        check = httpx.get(url["hogo"], headers={"Authorization": f"Bearer {token}"})
+        assert check.status_code == 200, check.text
+    mean = {n: round(statistics.fmean(x["rps"] for x in runs if x["server"] == n), 1) for n in ("hogo", "bare")}
+    return {
+        "endpoint": "GET /api/v1/auth/whoami",
+        "auth": "Authorization: Bearer <session token>",
+        "database": "sqlite",
+        "generator": generator,
+        "concurrency": concurrency,
+        "duration_s": duration,
+        "rounds": rounds,
+        "order": "A B " * rounds,
+        "cpu_pinning": {"servers": cpus[:1], "load": cpus[1:]} if pinned else None,
+        "uvicorn": "one worker, --log-level warning, --no-access-log, loopback",
+        "response_bytes": len(json.dumps(body)),
+        "runs": runs,
+        "rps_mean": mean,
+        "ratio_hogo_over_bare": round(mean["hogo"] / mean["bare"], 3) if mean["bare"] else None,
+    }
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def environment() -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    wrk_version = None
+    if wrk:
+        out = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
+        wrk_version = (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else None
+    return {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "system": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "packages": {d: version_of(d) for d in ("hogo", "fastapi", "starlette", "uvicorn", "uvloop",
+                                                "httptools", "sqlalchemy", "argon2-cffi", "pydantic")},
+        "wrk": wrk_version,
+    }
+
+
+def print_report(res: dict[str, Any]) -> None:
+    env = res["environment"]
+    load = env.get("loadavg")
+    load_text = f", load average {load[0]:.2f} at start" if load else ""
+    print(f"hogo bench — {env['when']} — {env['cpus']} CPUs{load_text}, Python {env['python']}, "
+          f"SQLite {env['sqlite']}")
+    if lg := res.get("login"):
+        a = lg["argon2"]
+        print(f"\n1. Login, production Argon2id (t={a['time_cost']}, m={a['memory_cost_kib']} KiB, "
+              f"p={a['parallelism']}), {lg['logins']} logins on SQLite")
+        for label, key in (("hogo.services.auth.login (password+TOTP)", "login_ms"),
+                           ("argon2 verify alone", "argon2_verify_ms")):
+            s = lg[key]
+            print(f"   {label:<42} p50 {s['p50']:8.1f} ms   p95 {s['p95']:8.1f} ms   mean {s['mean']:8.1f} ms")
+        print(f"   login / verify at p50: {lg['ratio_p50']:.2f}×  (everything but the hash: "
+              f"{lg['overhead_p50_ms']:.1f} ms)")
+    if ht := res.get("http"):
+        pin = ht["cpu_pinning"]
+        pin_text = f", servers on CPU {pin['servers']}, load on CPU {pin['load']}" if pin else ""
+        print(f"\n2. {ht['endpoint']} ({ht['auth']}), {ht['generator']}, {ht['concurrency']} connections, "
+              f"{ht['duration_s']:g} s per run, order {ht['order'].strip()}{pin_text}")
+        for run in ht["runs"]:
+            lat = run.get("latency_ms", {})
+            p50 = lat.get("p50")
+            p99 = lat.get("p99")
+            print(f"   round {run['round']}  {run['server']:<5} {run['rps']:10.1f} req/s   "
+                  f"p50 {p50} ms   p99 {p99} ms")
+        busy = [r for r in ht["runs"] if (r.get("loadgen_cpu_fraction") or 0) >= 0.9]
+        if busy:
+            print("   warning: the load generator used a whole CPU in "
+                  + ", ".join(f"round {r['round']} {r['server']}" for r in busy)
+                  + ": those figures are lower bounds (install wrk)")
+        m = ht["rps_mean"]
+        print(f"   mean: hogo {m['hogo']:.1f} req/s, bare {m['bare']:.1f} req/s, "
+              f"hogo/bare = {ht['ratio_hogo_over_bare']:.3f}")
+    print(f"\nwritten to {res['written_to']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="hogo benchmarks (make bench)")
+    p.add_argument("--logins", type=int, default=30, help="measured logins (default 30)")
+    p.add_argument("--login-warmup", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per load run (max 60)")
+    p.add_argument("--rounds", type=int, default=2, help="A B rounds (default 2: A B A B)")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up load per server")
+    p.add_argument("--no-wrk", action="store_true", help="use bench/loadgen.py even when wrk is installed")
+    p.add_argument("--no-pin", action="store_true", help="do not pin servers and load to separate CPUs")
+    p.add_argument("--skip-login", action="store_true")
+    p.add_argument("--skip-http", action="store_true")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 5 logins, 2 s × 1 round")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.logins, args.duration, args.rounds, args.warmup = 5, 2.0, 1, 1.0
+    if not (1 <= args.logins <= 500 and 0 < args.duration <= 60 and 1 <= args.rounds <= 5
+            and 1 <= args.concurrency <= 256):
+        p.error("out of bounds: logins 1–500, duration (0, 60], rounds 1–5, concurrency 1–256")
+
+    result: dict[str, Any] = {"environment": environment()}
+    if not args.skip_login:
+        log(f"login: {args.logins} logins with production Argon2 …")
+        result["login"] = bench_login(args.logins, args.login_warmup)
+    if not args.skip_http:
+        log("http: starting hogo and the bare baseline …")
+        result["http"] = bench_http(args.concurrency, args.duration, args.rounds, args.warmup,
+                                    use_wrk=not args.no_wrk, pin=not args.no_pin)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result["written_to"] = str(args.out)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print_report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
