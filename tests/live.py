@@ -17,6 +17,7 @@ from hogo.config import Argon2Params, load_settings
 from hogo.services import instance
 
 TEST_ARGON2 = Argon2Params(time_cost=1, memory_cost_kib=64, parallelism=1)
+_DATABASE_URLS: dict[Path, str] = {}
 
 
 def free_port() -> int:
@@ -50,13 +51,32 @@ def init_data_dir(data_dir: Path, *, admin: str, admin_password: str | None, dem
     """Initialise an instance with cheap Argon2 (persisted in hogo.toml so the server uses it too)."""
     s = load_settings(data_dir, argon2=TEST_ARGON2, **({"database_url": database_url} if database_url else {}),
                       **settings)
+    if database_url:
+        # hogo.toml never keeps the database password; the server gets the URL from its environment.
+        _DATABASE_URLS[data_dir.resolve()] = database_url
     return instance.init_instance(s, admin=admin, admin_password=admin_password, demo=demo)
 
 
 def start_server(data_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 30) -> LiveServer:
+    # free_port() releases the port before uvicorn binds it; another worker may take it meanwhile.
+    for _ in range(3):
+        try:
+            return _start_once(data_dir, env=env, timeout=timeout)
+        except _PortTaken:
+            continue
+    raise RuntimeError("no free port after 3 attempts")
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start_once(data_dir: Path, *, env: dict[str, str] | None, timeout: float) -> LiveServer:
     port = free_port()
     log_path = data_dir / f"server-{port}.log"
     full_env = {**os.environ, "HOGO_DATA_DIR": str(data_dir), **(env or {})}
+    if (url := _DATABASE_URLS.get(data_dir.resolve())) and "HOGO_DATABASE_URL" not in (env or {}):
+        full_env["HOGO_DATABASE_URL"] = url
     log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "hogo.api.app:app_from_environment",
@@ -68,6 +88,8 @@ def start_server(data_dir: Path, *, env: dict[str, str] | None = None, timeout: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if "address already in use" in server.log().lower():
+                raise _PortTaken(port)
             raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
         try:
             if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:

@@ -35,12 +35,15 @@ class Hogo:
         )
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
+    def unit_of_work(self, *, readonly: bool = False) -> Iterator[Session]:
         """One transaction: commits on success, rolls back on any error. The data change and its
-        audit event are written together or not at all (fail closed)."""
+        audit event are written together or not at all (fail closed). ``readonly`` transactions
+        must not write; on SQLite they do not take the write lock."""
         session = self.sessionmaker()
         try:
             with session.begin():
+                if readonly:
+                    session.connection(execution_options={"hogo_readonly": True})
                 yield session
         finally:
             session.close()

@@ -9,6 +9,7 @@ import dataclasses
 import ipaddress
 import os
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,12 @@ def write_settings(settings: Settings, *, extra: dict[str, Any] | None = None) -
         if f.name in ("data_dir", "argon2"):
             continue
         value = getattr(settings, f.name)
-        if f.name == "database_url" and settings.is_sqlite:
-            continue
+        if f.name == "database_url":
+            if settings.is_sqlite:
+                continue
+            # The database password stays out of the file: give it by HOGO_DATABASE_URL, PGPASSWORD
+            # or ~/.pgpass (libpq reads both).
+            value = _without_password(value)
         if value != getattr(defaults, f.name):
             lines.append(f"{f.name} = {_toml(value)}\n")
     for key, value in (extra or {}).items():
@@ -144,6 +149,17 @@ def write_settings(settings: Settings, *, extra: dict[str, Any] | None = None) -
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / CONFIG_FILE).write_text("".join(lines), encoding="utf-8")
+
+
+def _without_password(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = urllib.parse.quote(parts.username or "", safe="")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
 
 
 def _toml(value: Any) -> str:

@@ -272,7 +272,7 @@ def test_d_non_administrator_gets_403_on_administration_SEC_150(
 
     data_dir = tmp_path / "d"
     init_data_dir(data_dir, admin="admin", admin_password=ADMIN_PASSWORD, database_url=db_url)
-    h = build(load_settings(data_dir))
+    h = build(load_settings(data_dir, **({"database_url": db_url} if db_url else {})))
     ctx = RequestContext(client_addr="local", user_agent="test")
     try:
         accounts.create_user(h, None, username="auditor.watanabe", display_name="渡辺 恵", roles=["auditor"],

@@ -33,3 +33,13 @@ def test_utc_columns_refuse_naive_times_and_return_aware_ones(tmp_path):
 
 def engine_dialect():
     return make_engine("sqlite://").dialect
+
+
+def test_settings_file_never_holds_the_database_password(tmp_path):
+    from hogo.config import load_settings, write_settings
+
+    s = load_settings(tmp_path, database_url="postgresql+psycopg://hogo:S3cret-pw@db.example:5432/hogo")
+    write_settings(s)
+    text_ = (tmp_path / "hogo.toml").read_text()
+    assert "S3cret-pw" not in text_
+    assert 'database_url = "postgresql+psycopg://hogo@db.example:5432/hogo"' in text_

@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -42,7 +42,7 @@ from hogo.errors import (
 )
 from hogo.services import audit
 from hogo.services.audit import RequestContext
-from hogo.store.models import ApiToken, AuditEvent, AuthSession, RecoveryCode, User
+from hogo.store.models import ApiToken, AuditEvent, AuthSession, Department, RecoveryCode, User, UserRole
 
 SESSION_PREFIX = "hgs"
 API_TOKEN_PREFIX = "hgt"  # noqa: S105 - a prefix, not a secret
@@ -153,20 +153,66 @@ def _user_by_name(db: Session, username: str) -> User | None:
     return db.scalar(select(User).where(User.username == name))
 
 
-def _grants(user: User) -> tuple[RoleGrant, ...]:
-    return tuple(
-        sorted(
-            (RoleGrant(Role(r.role), r.department.code if r.department else None) for r in user.roles),
-            key=lambda g: (g.role.value, g.department or ""),
-        )
+@dataclasses.dataclass(frozen=True)
+class _Account:
+    """What authentication needs to know of an account, read fresh on every request (SEC-129)."""
+
+    id: int
+    username: str
+    display_name: str
+    department: str | None
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+    disabled_at: dt.datetime | None
+    must_change_password: bool
+    mfa_enabled: bool
+    roles: tuple[RoleGrant, ...]
+
+    def state(self, now: dt.datetime) -> str:
+        return account_state(now=now, valid_from=self.valid_from, valid_until=self.valid_until,
+                             disabled_at=self.disabled_at)
+
+
+def _sorted_grants(pairs: Iterable[tuple[str, str | None]]) -> tuple[RoleGrant, ...]:
+    return tuple(sorted((RoleGrant(Role(r), d) for r, d in pairs), key=lambda g: (g.role.value, g.department or "")))
+
+
+def _account_of(user: User) -> _Account:
+    return _Account(
+        id=user.id, username=user.username, display_name=user.display_name,
+        department=user.department.code if user.department else None,
+        valid_from=user.valid_from, valid_until=user.valid_until, disabled_at=user.disabled_at,
+        must_change_password=user.must_change_password, mfa_enabled=user.mfa_enabled,
+        roles=_sorted_grants((r.role, r.department.code if r.department else None) for r in user.roles),
     )
 
 
-def _needs_mfa_enrolment(hogo: Hogo, user: User, client_addr: str | None) -> bool:
-    if user.mfa_enabled:
+# Columns of an account, read with the credential in one statement (Core, not ORM: this is the hot path).
+_ACCOUNT_COLUMNS = (
+    User.id.label("user_id"), User.username, User.display_name, Department.code.label("department"),
+    User.valid_from, User.valid_until, User.disabled_at, User.must_change_password, User.mfa_enabled,
+)
+
+
+def _account_from_row(db: Session, row: Any) -> _Account:
+    roles = db.execute(
+        select(UserRole.role, Department.code)
+        .outerjoin(Department, Department.id == UserRole.department_id)
+        .where(UserRole.user_id == row.user_id)
+    ).all()
+    return _Account(
+        id=row.user_id, username=row.username, display_name=row.display_name, department=row.department,
+        valid_from=row.valid_from, valid_until=row.valid_until, disabled_at=row.disabled_at,
+        must_change_password=row.must_change_password, mfa_enabled=row.mfa_enabled,
+        roles=_sorted_grants((r, d) for r, d in roles),
+    )
+
+
+def _needs_mfa_enrolment(hogo: Hogo, account: _Account, client_addr: str | None) -> bool:
+    if account.mfa_enabled:
         return False
     return mfa_required(
-        (Role(r.role) for r in user.roles),
+        (g.role for g in account.roles),
         required_roles=hogo.settings.mfa_required_roles,
         trusted_networks=hogo.settings.trusted_networks,
         client_address=client_addr,
@@ -176,29 +222,34 @@ def _needs_mfa_enrolment(hogo: Hogo, user: User, client_addr: str | None) -> boo
 
 def _principal(
     hogo: Hogo,
-    user: User,
+    account: _Account,
     ctx: RequestContext,
     *,
-    session: AuthSession | None = None,
-    token: ApiToken | None = None,
+    credential: str,
+    mfa_verified: bool,
+    expires_at: dt.datetime,
+    session_id: str | None = None,
+    session_kind: str | None = None,
+    token_id: str | None = None,
+    scopes: frozenset[str] | None = None,
 ) -> Principal:
     return Principal(
-        user_id=user.id,
-        username=user.username,
-        display_name=user.display_name,
-        department=user.department.code if user.department else None,
-        roles=_grants(user),
-        credential="session" if session is not None else "token",
-        session_id=session.id if session else None,
-        session_kind=session.kind if session else None,
-        token_id=token.id if token else None,
-        scopes=frozenset(token.scopes) if token is not None else None,
-        must_change_password=user.must_change_password,
-        mfa_enrolled=user.mfa_enabled,
-        mfa_enrollment_required=_needs_mfa_enrolment(hogo, user, ctx.client_addr),
-        mfa_verified=bool(session.mfa_verified if session else token.mfa_verified if token else False),
-        valid_until=user.valid_until,
-        expires_at=session.expires_at if session else token.expires_at if token else None,
+        user_id=account.id,
+        username=account.username,
+        display_name=account.display_name,
+        department=account.department,
+        roles=account.roles,
+        credential=credential,
+        session_id=session_id,
+        session_kind=session_kind,
+        token_id=token_id,
+        scopes=scopes,
+        must_change_password=account.must_change_password,
+        mfa_enrolled=account.mfa_enabled,
+        mfa_enrollment_required=_needs_mfa_enrolment(hogo, account, ctx.client_addr),
+        mfa_verified=mfa_verified,
+        valid_until=account.valid_until,
+        expires_at=expires_at,
     )
 
 
@@ -337,7 +388,8 @@ def login(
             session_id=session.id,
             expires_at=session.expires_at,
             idle_timeout_s=s.session_idle_timeout_s,
-            principal=_principal(hogo, user, sctx, session=session),
+            principal=_principal(hogo, _account_of(user), sctx, credential="session", mfa_verified=mfa_verified,
+                                 expires_at=session.expires_at, session_id=session.id, session_kind=kind),
         )
 
     return _deferred_raise(hogo, work)
@@ -394,11 +446,15 @@ def _use_recovery_code(hogo: Hogo, db: Session, user: User, code: str, now: dt.d
 
 
 def authenticate(hogo: Hogo, token: str, ctx: RequestContext) -> Principal:
-    """Resolve a bearer token (session or API token) to a Principal, as of now."""
+    """Resolve a bearer token (session or API token) to a Principal, as of now.
+
+    Reads run in a read-only transaction; a write (ending an expired session, noting activity at
+    most every ``LAST_SEEN_GRANULARITY_S``) happens only when something changed.
+    """
     if token.startswith(SESSION_PREFIX + "_"):
-        return _deferred_raise(hogo, lambda db: _authenticate_session(hogo, db, token, ctx))
+        return _authenticate_session(hogo, token, ctx)
     if token.startswith(API_TOKEN_PREFIX + "_"):
-        return _deferred_raise(hogo, lambda db: _authenticate_api_token(hogo, db, token, ctx))
+        return _authenticate_api_token(hogo, token, ctx)
     raise SessionExpired("not signed in", code="not_authenticated")
 
 
@@ -412,60 +468,81 @@ def _check_remote(hogo: Hogo, ctx: RequestContext, mfa_verified: bool) -> None:
         )
 
 
-def _authenticate_session(hogo: Hogo, db: Session, token: str, ctx: RequestContext) -> Principal:
+def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext) -> Principal:
     now = hogo.clock.now()
-    row = db.scalar(select(AuthSession).where(AuthSession.token_hash == token_digest(token)))
-    if row is None or row.revoked_at is not None:
-        raise SessionExpired("your session has ended; sign in again")
+    with hogo.unit_of_work(readonly=True) as db:
+        row = db.execute(
+            select(AuthSession.id, AuthSession.kind, AuthSession.mfa_verified, AuthSession.last_seen_at,
+                   AuthSession.expires_at, AuthSession.revoked_at, *_ACCOUNT_COLUMNS)
+            .join(User, User.id == AuthSession.user_id)
+            .outerjoin(Department, Department.id == User.department_id)
+            .where(AuthSession.token_hash == token_digest(token))
+        ).one_or_none()
+        if row is None or row.revoked_at is not None:
+            raise SessionExpired("your session has ended; sign in again")
+        account = _account_from_row(db, row)
+    sctx = dataclasses.replace(ctx, session_id=row.id)
     reason = None
     if now >= row.expires_at:
         reason = "absolute_timeout"
     elif now - row.last_seen_at >= dt.timedelta(seconds=hogo.settings.session_idle_timeout_s):
         reason = "idle_timeout"
-    user = db.get(User, row.user_id)
-    assert user is not None
-    if reason is None:
-        state = account_state(
-            now=now, valid_from=user.valid_from, valid_until=user.valid_until, disabled_at=user.disabled_at
-        )
-        if state != "active":
-            reason = f"account_{state}"
-    sctx = dataclasses.replace(ctx, session_id=row.id)
+    elif (state := account.state(now)) != "active":
+        reason = f"account_{state}"
     if reason is not None:
-        row.revoked_at = now
-        row.revoked_reason = reason
-        audit.record(
-            db, now=now, event=Event.SESSION_EXPIRED, outcome=Outcome.SUCCESS, ctx=sctx,
-            actor_id=user.id, actor_name=user.username, subject_user_id=user.id, reason=reason,
-        )
+        with hogo.unit_of_work() as db:
+            ended = db.execute(
+                update(AuthSession)
+                .where(AuthSession.id == row.id, AuthSession.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason=reason)
+            )
+            if _rowcount(ended):  # recorded once, however many requests saw it expire
+                audit.record(
+                    db, now=now, event=Event.SESSION_EXPIRED, outcome=Outcome.SUCCESS, ctx=sctx,
+                    actor_id=account.id, actor_name=account.username, subject_user_id=account.id, reason=reason,
+                )
         raise SessionExpired("your session has ended; sign in again", requirement="ANON-21",
                              details={"reason": reason})
     _check_remote(hogo, ctx, row.mfa_verified)
     if now - row.last_seen_at >= dt.timedelta(seconds=LAST_SEEN_GRANULARITY_S):
-        row.last_seen_at = now
-    return _principal(hogo, user, sctx, session=row)
+        with hogo.unit_of_work() as db:
+            db.execute(update(AuthSession)
+                       .where(AuthSession.id == row.id, AuthSession.last_seen_at < now)
+                       .values(last_seen_at=now))
+    return _principal(hogo, account, sctx, credential="session", mfa_verified=row.mfa_verified,
+                      expires_at=row.expires_at, session_id=row.id, session_kind=row.kind)
 
 
-def _authenticate_api_token(hogo: Hogo, db: Session, token: str, ctx: RequestContext) -> Principal:
+def _authenticate_api_token(hogo: Hogo, token: str, ctx: RequestContext) -> Principal:
     now = hogo.clock.now()
-    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(token)))
-    if row is None or row.revoked_at is not None or now >= row.expires_at:
-        raise SessionExpired("the API token is not valid (unknown, revoked or expired)", code="token_invalid")
-    user = db.get(User, row.user_id)
-    assert user is not None
-    state = account_state(
-        now=now, valid_from=user.valid_from, valid_until=user.valid_until, disabled_at=user.disabled_at
-    )
-    if state != "active":
+    with hogo.unit_of_work(readonly=True) as db:
+        row = db.execute(
+            select(ApiToken.id, ApiToken.scopes, ApiToken.mfa_verified, ApiToken.expires_at, ApiToken.revoked_at,
+                   ApiToken.last_used_at, *_ACCOUNT_COLUMNS)
+            .join(User, User.id == ApiToken.user_id)
+            .outerjoin(Department, Department.id == User.department_id)
+            .where(ApiToken.token_hash == token_digest(token))
+        ).one_or_none()
+        if row is None or row.revoked_at is not None or now >= row.expires_at:
+            raise SessionExpired("the API token is not valid (unknown, revoked or expired)", code="token_invalid")
+        account = _account_from_row(db, row)
+    if account.state(now) != "active":
         raise SessionExpired("the account behind this token is not active", code="token_invalid",
                              requirement="SEC-129")
     _check_remote(hogo, ctx, row.mfa_verified)
-    if row.last_used_at is None or now - row.last_used_at >= dt.timedelta(seconds=LAST_SEEN_GRANULARITY_S):
-        row.last_used_at = now
-    principal = _principal(hogo, user, ctx, token=row)
+    principal = _principal(hogo, account, dataclasses.replace(ctx, session_id=row.id), credential="token",
+                           mfa_verified=row.mfa_verified, expires_at=row.expires_at, token_id=row.id,
+                           scopes=frozenset(row.scopes))
     if principal.pending_steps:
         raise Forbidden("the account must finish signing in before its tokens work", code="step_required")
+    if row.last_used_at is None or now - row.last_used_at >= dt.timedelta(seconds=LAST_SEEN_GRANULARITY_S):
+        with hogo.unit_of_work() as db:
+            db.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
     return principal
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def logout(hogo: Hogo, principal: Principal, ctx: RequestContext) -> None:
