@@ -66,6 +66,7 @@ def test_init_twice_is_refused_and_keeps_the_keys(tmp_path):
         instance.init_instance(s, admin="admin")
     assert getattr(e.value, "code", "") == "already_initialised"
     assert (s.keys_dir / "master.key").read_bytes() == key
+    assert oct(os.stat(s.data_dir).st_mode & 0o777) == "0o700"
     assert oct(os.stat(s.keys_dir / "master.key").st_mode & 0o777) == "0o600"
 
 

@@ -94,7 +94,8 @@ def logout(hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> Response:
 
 
 @router.get("/auth/whoami", response_model=S.MeOut, tags=["auth"])
-def whoami(principal: PrincipalDep) -> S.MeOut:
+async def whoami(principal: PrincipalDep) -> S.MeOut:
+    # Rendering only (the principal was resolved in the dependency): no second thread hop.
     return me_out(principal)
 
 

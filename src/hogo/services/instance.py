@@ -61,6 +61,8 @@ def init_instance(
     admin = _check_admin(settings, admin, admin_password)
     settings = settings.with_(demo=demo)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The database in here holds password hashes, sealed secrets and the access record: owner only.
+    settings.data_dir.chmod(0o700)
     key_path = create_key_file(settings.keys_dir)
     write_settings(settings)
     h = build(settings, clock=clock)
