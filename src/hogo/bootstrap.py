@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from hogo.clock import Clock, SystemClock
 from hogo.config import Settings
 from hogo.crypto import Keyring, PasswordHasher, load_keyring
+from hogo.crypto.envelope import FileKeys
+from hogo.crypto.factory import build_key_provider
+from hogo.crypto.providers import KeyProvider
 from hogo.domain.passwords import PasswordPolicy, load_common_passwords
 from hogo.errors import ConfigurationError
 from hogo.store import db
@@ -27,6 +30,9 @@ class Hogo:
     keyring: Keyring
     hasher: PasswordHasher
     common_passwords: frozenset[str]
+    key_provider: KeyProvider
+    # Unwrapped file keys, by file id: unwrapping (in an HSM, say) is too slow for every request.
+    file_keys: dict[int, FileKeys] = dataclasses.field(default_factory=dict)
 
     @property
     def password_policy(self) -> PasswordPolicy:
@@ -64,6 +70,7 @@ def build(settings: Settings, *, clock: Clock | None = None, keyring: Keyring | 
         keyring=ring,
         hasher=PasswordHasher(time_cost=a.time_cost, memory_cost_kib=a.memory_cost_kib, parallelism=a.parallelism),
         common_passwords=load_common_passwords(),
+        key_provider=build_key_provider(settings, ring),
     )
 
 

@@ -60,6 +60,13 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     cookie_secure: bool = True
     trust_proxy_headers: bool = False
+    # Where the key-encryption key lives (ANON-18, SEC-151): "keyfile" (embedded) or "pkcs11" (HSM).
+    key_provider: str = "keyfile"
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    pkcs11_key_label: str = "hogo-kek"
+    # Bulk import: rows per transaction in the default (non-atomic) mode.
+    import_batch_rows: int = 2000
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -76,6 +83,8 @@ class Settings:
             raise ConfigurationError("session timeouts must be positive")
         if self.lockout_threshold < 1:
             raise ConfigurationError("lockout_threshold must be at least 1")
+        if self.key_provider not in ("keyfile", "pkcs11"):
+            raise ConfigurationError(f"key_provider must be 'keyfile' or 'pkcs11', not {self.key_provider!r}")
 
     @property
     def keys_dir(self) -> Path:
