@@ -58,9 +58,11 @@ class Hogo:
         self.engine.dispose()
 
 
-def build(settings: Settings, *, clock: Clock | None = None, keyring: Keyring | None = None) -> Hogo:
+def build(settings: Settings, *, clock: Clock | None = None, keyring: Keyring | None = None,
+          passphrase: str | None = None) -> Hogo:
+    """``passphrase`` opens a key file sealed by one (``hogo init --passphrase-file``)."""
     engine = db.make_engine(settings.database_url)
-    ring = keyring or load_keyring(settings.keys_dir, allow_published=settings.demo)
+    ring = keyring or load_keyring(settings.keys_dir, allow_published=settings.demo, passphrase=passphrase)
     a = settings.argon2
     return Hogo(
         settings=settings,

@@ -103,6 +103,12 @@ _ENV_INT = {
     "HOGO_SESSION_ABSOLUTE_LIFETIME": "session_absolute_lifetime_s",
     "HOGO_LOCKOUT_THRESHOLD": "lockout_threshold",
 }
+_ENV_STR = {
+    "HOGO_KEY_PROVIDER": "key_provider",
+    "HOGO_PKCS11_MODULE": "pkcs11_module",
+    "HOGO_PKCS11_TOKEN_LABEL": "pkcs11_token_label",
+    "HOGO_PKCS11_KEY_LABEL": "pkcs11_key_label",
+}
 
 
 def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
@@ -128,6 +134,10 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
             values[field] = int(os.environ[env])
     if nets := os.environ.get("HOGO_TRUSTED_NETWORKS"):
         values["trusted_networks"] = tuple(n.strip() for n in nets.split(",") if n.strip())
+    # The key provider (the PKCS#11 PIN is read from $HOGO_PKCS11_PIN by crypto.pkcs11, never kept here).
+    for env, field in _ENV_STR.items():
+        if value := os.environ.get(env):
+            values[field] = value
     values.update(overrides)
     return Settings(data_dir=data_dir, **values)
 

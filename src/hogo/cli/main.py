@@ -61,6 +61,7 @@ from hogo.cli.output import (
 from hogo.errors import HogoError
 
 URL_KEY = "hogo.url"
+PASSPHRASE_ENV = "HOGO_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a passphrase
 
 EPILOG = "Exit codes:\n\n" + "\n".join(f"  {code}  {what}" for code, what in EXIT_CODES.items())
 
@@ -244,9 +245,16 @@ def init(
         help="Administrator password file ('-' for stdin); MFA is then enrolled at once. "
              "Without it a one-time password is printed.")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Seed a demo organisation (published passwords).")] = False,
+    passphrase_file: Annotated[str | None, opt(
+        "--passphrase-file", metavar="FILE",
+        help="Seal the key file with the passphrase in FILE ('-' for stdin); 'hogo serve' then needs it.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Create a new instance: keys, settings, database, the first administrator (local)."""
+    """Create a new instance: keys, settings, database, the first administrator (local).
+
+    With key_provider = "pkcs11" ($HOGO_KEY_PROVIDER, $HOGO_PKCS11_MODULE, $HOGO_PKCS11_TOKEN_LABEL,
+    PIN in $HOGO_PKCS11_PIN) the key-encryption key is created in the token if it is not there.
+    """
     from hogo.domain.passwords import PasswordPolicy, load_common_passwords, password_problems
     from hogo.domain.text import normalise_username
     from hogo.services.instance import init_instance, is_initialised
@@ -262,6 +270,8 @@ def init(
     except ValueError as exc:
         raise CliError(f"user name {exc}", exit_code=EXIT_VALIDATION, code="validation_failed",
                        details={"field": "admin"}, hint="check --admin") from None
+    if password_file == "-" and passphrase_file == "-":  # noqa: S105 - '-' means stdin
+        raise usage_error("--password-file and --passphrase-file cannot both read stdin ('-')")
     password = read_secret_file(password_file, "password") if password_file is not None else None
     if password is not None:
         policy = PasswordPolicy(min_length=settings.password_min_length, max_length=settings.password_max_length)
@@ -270,7 +280,20 @@ def init(
             raise CliError("the password " + "; ".join(problems), exit_code=EXIT_VALIDATION,
                            code="validation_failed", requirement="ANON-11",
                            details={"field": "password", "problems": problems}, hint="check --password-file")
-    result = init_instance(settings, admin=name, admin_password=password, demo=demo)
+    passphrase = read_secret_file(passphrase_file, "passphrase") if passphrase_file is not None else None
+    if passphrase is not None:
+        from hogo.crypto.keys import PASSPHRASE_MIN_LENGTH
+
+        if len(passphrase) < PASSPHRASE_MIN_LENGTH:
+            raise CliError(f"the key passphrase must be at least {PASSPHRASE_MIN_LENGTH} characters",
+                           exit_code=EXIT_VALIDATION, code="validation_failed", requirement="ANON-18",
+                           details={"field": "passphrase"}, hint="check --passphrase-file")
+    if settings.key_provider == "pkcs11":
+        # Checked (and the KEK made) before anything is written: a wrong PIN leaves no half-made instance.
+        from hogo.crypto.pkcs11 import ensure_kek, pin_from_env
+
+        ensure_kek(settings.pkcs11_module, settings.pkcs11_token_label, pin_from_env(), settings.pkcs11_key_label)
+    result = init_instance(settings, admin=name, admin_password=password, demo=demo, passphrase=passphrase)
     data = {
         "data_dir": str(result.data_dir),
         "admin": result.admin,
@@ -280,11 +303,19 @@ def init(
         "demo": demo,
         "demo_users": list(result.demo_users),
         "demo_password": result.demo_password,
+        "key_sealed": passphrase is not None,
+        "key_provider": settings.key_provider,
     }
 
     def human(c: Console) -> None:
         out.say(f"Initialised a hogo instance in {result.data_dir}", style="green")
         out.say(f"Administrator: {result.admin}")
+        if passphrase is not None:
+            out.say("The key file is sealed by your passphrase: 'hogo serve' asks for it "
+                    "(--passphrase-file, $HOGO_KEY_PASSPHRASE or a prompt). Without it the data cannot be read.")
+        if settings.key_provider == "pkcs11":
+            out.say(f"Data keys are wrapped in the PKCS#11 token {settings.pkcs11_token_label!r} "
+                    f"(key {settings.pkcs11_key_label!r}); 'hogo serve' needs $HOGO_PKCS11_PIN.")
         if result.one_time_password is not None:
             out.secret("One-time password (shown once; it must be changed at first sign-in)",
                        result.one_time_password)
@@ -305,11 +336,34 @@ def init(
     out.emit(data, human)
 
 
+def _key_passphrase(passphrase_file: str | None) -> str:
+    """The sealed key file's passphrase: ``--passphrase-file``, else ``$HOGO_KEY_PASSPHRASE``, else a
+    hidden prompt when stdin is a terminal; else exit 9."""
+    import os
+
+    if passphrase_file is not None:
+        return read_secret_file(passphrase_file, "passphrase")
+    if value := os.environ.get(PASSPHRASE_ENV):
+        return value
+    if stdin_is_tty():
+        value = str(typer.prompt("Key passphrase", hide_input=True, err=True))
+        if value:
+            return value
+    raise CliError("the key file is sealed by a passphrase and none was given",
+                   exit_code=EXIT_UNAVAILABLE, code="passphrase_required",
+                   hint=f"pass --passphrase-file FILE ('-' for stdin), set ${PASSPHRASE_ENV}, "
+                        "or run in a terminal to be asked")
+
+
 @command(app, "serve")
 def serve(
     host: Annotated[str, opt("--host", metavar="HOST", help="Address to listen on.", show_default=True)] = "127.0.0.1",
     port: Annotated[int, opt("--port", metavar="PORT", help="Port to listen on.", show_default=True)] = 8700,
     data_dir: DataDirOpt = None,
+    passphrase_file: Annotated[str | None, opt(
+        "--passphrase-file", metavar="FILE",
+        help="The key file's passphrase, when it is sealed ('-' for stdin; else $HOGO_KEY_PASSPHRASE, "
+             "else a prompt).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the server (API and web UI) on an initialised data directory (local)."""
@@ -324,8 +378,14 @@ def serve(
 
     from hogo.api.app import create_app
     from hogo.bootstrap import build, check_ready_to_serve
+    from hogo.crypto.keys import is_sealed
 
-    hogo = build(settings)
+    passphrase = None
+    if is_sealed(settings.keys_dir):
+        passphrase = _key_passphrase(passphrase_file)
+    elif passphrase_file is not None:
+        out.warn("the key file is not sealed by a passphrase: --passphrase-file is not used")
+    hogo = build(settings, passphrase=passphrase)
     try:
         check_ready_to_serve(hogo)
     except HogoError:

@@ -35,6 +35,22 @@ class Event(StrEnum):
     DEPARTMENT_CREATED = "account:department:created"
     DEPARTMENT_UPDATED = "account:department:updated"
     ACCESS_DENIED = "authz:request:denied"
+    # Personal-data files and records (issue 3): every access through the guard, allowed or denied.
+    FILE_CREATED = "data:file:created"
+    FILE_UPDATED = "data:file:updated"
+    FILE_VIEWED = "data:file:viewed"
+    GRANT_CREATED = "data:grant:created"
+    GRANT_REVOKED = "data:grant:revoked"
+    GRANT_DENIED = "data:grant:denied"
+    RECORD_READ = "data:record:read"
+    RECORD_REVEALED = "data:record:reveal"
+    RECORD_SEARCHED = "data:record:search"
+    RECORD_CREATED = "data:record:create"
+    RECORD_UPDATED = "data:record:update"
+    RECORD_DELETED = "data:record:delete"
+    RECORDS_IMPORTED = "data:record:import"
+    KEY_CREATED = "crypto:key:created"
+    KEY_ROTATED = "crypto:key:rotated"
     INSTANCE_INITIALISED = "system:instance:initialised"
 
 

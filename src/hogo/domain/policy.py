@@ -149,14 +149,14 @@ def decide(
     if fields is None:
         if not covered and not every_field:
             return Decision(False, "no field is granted", "field_not_granted", requirement="SEC-131")
-        return Decision(True, "allowed", "allowed", frozenset(covered), ids, all_fields=every_field)
+        return Decision(True, "allowed", "allowed", frozenset(covered), all_fields=every_field, grant_ids=ids)
     wanted = frozenset(fields)
     if not every_field:
         missing = sorted(wanted - covered)
         if missing:
             return Decision(False, f"not granted for field(s): {', '.join(missing)}", "field_not_granted",
                             requirement="SEC-131")
-    return Decision(True, "allowed", "allowed", wanted, ids)
+    return Decision(True, "allowed", "allowed", wanted, grant_ids=ids)
 
 
 def readable_fields(decision: Decision, all_fields: Sequence[str]) -> tuple[str, ...]:

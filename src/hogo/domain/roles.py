@@ -65,6 +65,9 @@ class Permission(StrEnum):
     DEPT_READ = "account:department:read"
     DEPT_WRITE = "account:department:write"
     AUDIT_READ = "audit:event:read"
+    # Defining personal-data files and reading their ledger entries (no record data in either).
+    FILE_DEFINE = "file:definition:write"
+    FILE_READ = "file:definition:read"
     # Data permissions: never conferred by a role (SEC-131, ANON-14); only by file grants.
     DATA_READ = "data:record:read"
     DATA_WRITE = "data:record:write"
@@ -83,11 +86,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         | {Permission.ACCOUNT_READ, Permission.ACCOUNT_WRITE, Permission.DEPT_READ, Permission.DEPT_WRITE}
     ),
     Role.GENERAL_PROTECTION_MANAGER: frozenset(
-        _SELF | {Permission.ACCOUNT_READ, Permission.DEPT_READ, Permission.AUDIT_READ}
+        _SELF | {Permission.ACCOUNT_READ, Permission.DEPT_READ, Permission.AUDIT_READ, Permission.FILE_DEFINE,
+                 Permission.FILE_READ}
     ),
-    Role.PROTECTION_MANAGER: frozenset(_SELF | {Permission.DEPT_READ}),
+    # A protection manager defines files of their own department (checked by the file service).
+    Role.PROTECTION_MANAGER: frozenset(_SELF | {Permission.DEPT_READ, Permission.FILE_DEFINE, Permission.FILE_READ}),
     Role.CLERK: frozenset(_SELF | {Permission.DEPT_READ}),
-    Role.AUDITOR: frozenset(_SELF | {Permission.ACCOUNT_READ, Permission.DEPT_READ, Permission.AUDIT_READ}),
+    Role.AUDITOR: frozenset(_SELF | {Permission.ACCOUNT_READ, Permission.DEPT_READ, Permission.AUDIT_READ,
+                                     Permission.FILE_READ}),
     Role.SIRT: frozenset(_SELF | {Permission.AUDIT_READ, Permission.DEPT_READ}),
     Role.CONTRACTOR: frozenset(_SELF),
 }

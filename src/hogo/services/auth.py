@@ -105,6 +105,17 @@ class Principal:
     def can(self, perm: Permission) -> bool:
         return not self.pending_steps and perm in self.permissions and perm not in DATA_PERMISSIONS
 
+    def require_data_scope(self, perm: Permission) -> None:
+        """Before the guard decides on grants: the requester has finished signing in, and an API
+        token carries the data scope for this kind of access."""
+        if self.pending_steps:
+            raise StepRequired(
+                "finish signing in first: " + ", ".join(self.pending_steps),
+                details={"steps": list(self.pending_steps)},
+            )
+        if self.scopes is not None and perm.value not in self.scopes:
+            raise Forbidden(f"this API token lacks the scope {perm.value}", details={"permission": perm.value})
+
     def require(self, perm: Permission) -> None:
         """Default deny. Data permissions are never granted here: only the guard grants them."""
         if self.pending_steps:
@@ -755,7 +766,8 @@ def create_api_token(hogo: Hogo, principal: Principal, *, name: str, scopes: lis
     for sc in scopes:
         if sc not in known:
             raise ValidationFailed(f"unknown scope {sc!r}", field="scopes", details={"known": sorted(known)})
-        if Permission(sc) not in principal.permissions or Permission(sc) in DATA_PERMISSIONS:
+        # Data scopes only narrow a token: what it may touch is still decided by the file's grants.
+        if Permission(sc) not in principal.permissions and Permission(sc) not in DATA_PERMISSIONS:
             raise Forbidden(f"you cannot give a token the scope {sc!r}: you do not hold it",
                             requirement="SEC-131")
     now = hogo.clock.now()

@@ -50,11 +50,13 @@ def init_instance(
     admin_password: str | None = None,
     demo: bool = False,
     clock: Clock | None = None,
+    passphrase: str | None = None,
 ) -> InitResult:
     """Create keys (mode 0600), write ``hogo.toml``, migrate the schema and create the administrator.
 
     With ``admin_password`` the administrator's TOTP is enrolled immediately and its URI returned;
-    without, a one-time password is returned and MFA is enrolled at first login.
+    without, a one-time password is returned and MFA is enrolled at first login. With
+    ``passphrase`` the key file is sealed by it (it must then be given to ``hogo serve``).
     """
     if is_initialised(settings):
         raise Conflict(f"an instance already exists in {settings.data_dir}", code="already_initialised")
@@ -63,9 +65,9 @@ def init_instance(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The database in here holds password hashes, sealed secrets and the access record: owner only.
     settings.data_dir.chmod(0o700)
-    key_path = create_key_file(settings.keys_dir)
+    key_path = create_key_file(settings.keys_dir, passphrase=passphrase)
     write_settings(settings)
-    h = build(settings, clock=clock)
+    h = build(settings, clock=clock, passphrase=passphrase)
     admin_created = False
     try:
         store_db.upgrade(h.engine)

@@ -170,3 +170,124 @@ class AuditEvent(Base):
     client_addr: Mapped[str | None] = mapped_column(String(64))
     session_id: Mapped[str | None] = mapped_column(String(36))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONText())
+
+
+# ------------------------------------------------------------------ personal-data files (issue 3)
+
+
+class PersonalDataFile(Base):
+    """個人情報ファイル / 特定個人情報ファイル. The spec of each version is in ``file_versions``;
+    ledger items (MN-3c) are columns here so registers can be computed without reading specs."""
+
+    __tablename__ = "personal_data_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    responsible_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    confidentiality: Mapped[int] = mapped_column(Integer)
+    integrity: Mapped[int] = mapped_column(Integer)
+    availability: Mapped[int] = mapped_column(Integer)
+    restrictions: Mapped[list[str]] = mapped_column(JSONText())
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONText())  # the current version's spec
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class FileVersion(Base):
+    """Every definition of a file, kept (a file's definition changes are versioned and recorded)."""
+
+    __tablename__ = "file_versions"
+    __table_args__ = (UniqueConstraint("file_id", "version", name="uq_file_versions_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("personal_data_files.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONText())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class FileKey(Base):
+    """A file's data keys (one per version) and blind-index key, wrapped by the key provider's KEK."""
+
+    __tablename__ = "file_keys"
+    __table_args__ = (UniqueConstraint("file_id", "purpose", "version", name="uq_file_keys_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("personal_data_files.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(10))  # data | index
+    version: Mapped[int] = mapped_column(Integer)
+    algorithm: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str] = mapped_column(String(20))
+    kek_id: Mapped[str] = mapped_column(String(100))
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Record(Base):
+    """One person's (本人) record in a file; its values are one blob of per-field ciphertexts."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("file_id", "record_id", name="uq_records_record_id"),
+        Index("ix_records_file_key_version", "file_id", "key_version"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("personal_data_files.id"))
+    record_id: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str | None] = mapped_column(String(100))  # plain, non-identifying (grant scopes)
+    key_version: Mapped[int] = mapped_column(Integer)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_by_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class RecordIndex(Base):
+    """Keyed blind index (HMAC-SHA-256) of indexed fields: exact match without decrypting."""
+
+    __tablename__ = "record_index"
+    __table_args__ = (Index("ix_record_index_lookup", "file_id", "field", "digest"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(63))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    record_pk: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+
+
+class FileGrant(Base):
+    """アクセス権限: actions × fields × purposes × records × time, to a user or a role (SEC-130)."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        Index("ix_grants_file_user", "file_id", "user_id"),
+        Index("ix_grants_file_role", "file_id", "role"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("personal_data_files.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    role: Mapped[str | None] = mapped_column(String(40))
+    role_department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    actions: Mapped[list[str]] = mapped_column(JSONText())
+    fields: Mapped[list[str] | None] = mapped_column(JSONText())
+    purposes: Mapped[list[str]] = mapped_column(JSONText())
+    segments: Mapped[list[str] | None] = mapped_column(JSONText())
+    valid_from: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(String(500))
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    granted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,664 @@
+"""The guard (ガード): the one path to record data. Every read, search, write, delete and import of
+a personal-data file's records comes through here, from the API, the CLI and the web alike.
+
+Each call: (1) the requester is authenticated (a Principal) and has finished signing in; (2) the
+pure policy decides on the file's grants — action × fields × purpose × records × time (ANON-5,
+MN-6a, MLIT-9.5.2, SEC-45, SEC-131); (3) the decision, purpose, fields, record IDs and outcome are
+recorded, allowed or denied (MN-3b, MLIT-9.5.4, SEC-107(2)); (4) only after that record has
+committed are values decrypted and returned, or written with it in the same transaction (fail
+closed: no record, no access). My Numbers and other identification codes are masked unless a
+``reveal`` grant covers them (MN-6a).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import functools
+import io
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, TypeVar
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from hogo.bootstrap import Hogo
+from hogo.crypto.envelope import FileKeys
+from hogo.domain.events import Event, Outcome
+from hogo.domain.files import Action, FileSpec, normalise_record, normalise_value
+from hogo.domain.identifiers import mask
+from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable_fields
+from hogo.domain.roles import Permission
+from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from hogo.services import audit
+from hogo.services.audit import RequestContext
+from hogo.services.auth import Principal
+from hogo.services.files import file_by_code, file_keys, load_spec
+from hogo.services.grants import candidate_grants
+from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
+
+RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+GRANT_TOUCH_INTERVAL = dt.timedelta(hours=1)
+MAX_FIND_RESULTS = 1000
+_SCOPE = {
+    Action.READ: Permission.DATA_READ, Action.REVEAL: Permission.DATA_REVEAL, Action.CREATE: Permission.DATA_WRITE,
+    Action.UPDATE: Permission.DATA_WRITE, Action.DELETE: Permission.DATA_WRITE, Action.EXPORT: Permission.DATA_EXPORT,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordView:
+    record_id: str
+    file: str
+    segment: str | None
+    revision: int
+    values: dict[str, str]  # readable fields only; identification codes masked unless revealed
+    masked: tuple[str, ...]
+    revealed: tuple[str, ...]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    classification: str
+    restrictions: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _FileRef:
+    """A snapshot of the file's row (it outlives the transaction, e.g. to record a refusal)."""
+
+    id: int
+    code: str
+    confidentiality: int
+    integrity: int
+    availability: int
+    restrictions: tuple[str, ...]
+
+    @classmethod
+    def of(cls, row: PersonalDataFile) -> _FileRef:
+        return cls(row.id, row.code, row.confidentiality, row.integrity, row.availability, tuple(row.restrictions))
+
+
+@dataclasses.dataclass
+class _Context:
+    """Everything one guarded call needs about the file and the requester."""
+
+    row: _FileRef
+    spec: FileSpec
+    who: Requester
+    index: GrantIndex
+    principal: Principal
+    ctx: RequestContext
+    purpose: str
+
+
+def _requester(p: Principal) -> Requester:
+    return Requester(user_id=p.user_id, department=p.department, roles=tuple((g.role, g.department) for g in p.roles))
+
+
+def _purpose(purpose: str | None) -> str:
+    text = (purpose or "").strip()
+    if not text:
+        raise ValidationFailed("declare the purpose of this access (--purpose, X-Hogo-Purpose)", field="purpose",
+                               requirement="SEC-45")
+    if len(text) > 200:
+        raise ValidationFailed("the purpose must be at most 200 characters", field="purpose")
+    from hogo.domain.text import nfkc
+
+    return nfkc(text)
+
+
+def _open(hogo: Hogo, db: Session, principal: Principal, file_code: str, purpose: str | None, action: Action,
+          ctx: RequestContext) -> _Context:
+    principal.require_data_scope(_SCOPE.get(action, Permission.DATA_READ))
+    row = file_by_code(db, file_code)
+    spec = load_spec(row)
+    index = GrantIndex(candidate_grants(db, row.id, principal))
+    actor_ctx = dataclasses.replace(ctx, session_id=ctx.session_id or principal.session_id or principal.token_id)
+    return _Context(_FileRef.of(row), spec, _requester(principal), index, principal, actor_ctx, _purpose(purpose))
+
+
+def _decide(hogo: Hogo, c: _Context, action: Action, *, fields: Iterable[str] | None, segment: str | None,
+            segment_applies: bool = True) -> Decision:
+    return decide(c.who, c.index, action=action, purpose=c.purpose, file_purposes=c.spec.purposes,
+                  now=hogo.clock.now(), fields=fields, segment=segment, segment_applies=segment_applies)
+
+
+def _record_access(db: Session, hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *,
+                   records: Sequence[str], fields: Iterable[str], decision: Decision | None,
+                   reason: str | None = None, extra: Mapping[str, Any] | None = None) -> None:
+    details: dict[str, Any] = {
+        "file": c.row.code, "purpose": c.purpose, "fields": sorted(fields), "records": list(records),
+        "decision": decision.code if decision else reason,
+    }
+    if decision is not None and decision.grant_ids:
+        details["grants"] = list(decision.grant_ids)
+    if decision is not None and decision.requirement and not decision.allowed:
+        details["requirement"] = decision.requirement
+    if extra:
+        details.update(extra)
+    audit.record(db, now=hogo.clock.now(), event=event, outcome=outcome, ctx=c.ctx, actor_id=c.principal.user_id,
+                 actor_name=c.principal.username, target=f"file:{c.row.code}", reason=reason or (
+                     None if decision is None or decision.allowed else decision.code), details=details)
+
+
+class _Denied(Exception):
+    """Raised inside a guarded call; ``guarded`` records it once the call's transaction is gone."""
+
+    def __init__(self, c: _Context, event: Event, decision: Decision, records: Sequence[str],
+                 fields: Iterable[str]) -> None:
+        super().__init__(decision.code)
+        self.c, self.event, self.decision = c, event, decision
+        self.records, self.fields = list(records), sorted(fields)
+
+
+def _deny(hogo: Hogo, c: _Context, event: Event, decision: Decision, *, records: Sequence[str],
+          fields: Iterable[str]) -> _Denied:
+    return _Denied(c, event, decision, records, fields)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(fn: F) -> F:
+    """Every refusal is recorded (in its own transaction, after the call's has rolled back), then
+    reported as Forbidden with the reason and the requirement it enforces."""
+
+    @functools.wraps(fn)
+    def wrapper(hogo: Hogo, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(hogo, *args, **kwargs)
+        except _Denied as denied:
+            c, d = denied.c, denied.decision
+            with hogo.unit_of_work() as db:
+                _record_access(db, hogo, c, denied.event, Outcome.DENIED, records=denied.records,
+                               fields=denied.fields, decision=d)
+            raise Forbidden(f"access denied: {d.reason}", code=f"denied_{d.code}", requirement=d.requirement,
+                            details={"file": c.row.code}) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _touch_grants(db: Session, hogo: Hogo, decision: Decision) -> None:
+    """Note when grants were last used (for the access review), at most hourly per grant."""
+    if not decision.grant_ids:
+        return
+    now = hogo.clock.now()
+    db.execute(
+        update(FileGrant)
+        .where(FileGrant.id.in_(decision.grant_ids),
+               (FileGrant.last_used_at.is_(None)) | (FileGrant.last_used_at < now - GRANT_TOUCH_INTERVAL))
+        .values(last_used_at=now)
+    )
+
+
+def _present(c: _Context, keys: FileKeys, rec: Record, fields: Sequence[str], reveal: frozenset[str]) -> RecordView:
+    values = keys.open_record(rec.record_id, rec.blob, fields=fields)
+    masked = []
+    for name in list(values):
+        f = c.spec.field(name)
+        if f.is_identification_code and name not in reveal:
+            values[name] = mask(values[name])
+            masked.append(name)
+    ordered = {n: values[n] for n in c.spec.field_names if n in values}
+    return RecordView(
+        record_id=rec.record_id, file=c.row.code, segment=rec.segment, revision=rec.revision, values=ordered,
+        masked=tuple(masked), revealed=tuple(sorted(reveal & set(values))), created_at=rec.created_at,
+        updated_at=rec.updated_at, classification=f"C{c.row.confidentiality}-I{c.row.integrity}-A{c.row.availability}",
+        restrictions=tuple(c.row.restrictions),
+    )
+
+
+def _record(db: Session, file_id: int, record_id: str) -> Record | None:
+    return db.scalar(select(Record).where(Record.file_id == file_id, Record.record_id == record_id))
+
+
+# ------------------------------------------------------------------------------------ read
+
+
+@guarded
+def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *, purpose: str | None,
+                reveal: Iterable[str] = (), ctx: RequestContext) -> RecordView:
+    reveal_set = frozenset(reveal)
+    with hogo.unit_of_work() as db:
+        c = _open(hogo, db, principal, file_code, purpose, Action.REVEAL if reveal_set else Action.READ, ctx)
+        for name in reveal_set:
+            if name not in c.spec.field_names:
+                raise ValidationFailed(f"no field {name!r} in this file", field="reveal")
+            if not c.spec.field(name).is_identification_code:
+                raise ValidationFailed(f"field {name!r} is not masked; there is nothing to reveal", field="reveal")
+        rec = _record(db, c.row.id, record_id)
+        event = Event.RECORD_REVEALED if reveal_set else Event.RECORD_READ
+        segment = rec.segment if rec else None
+        d = _decide(hogo, c, Action.READ, fields=None, segment=segment, segment_applies=rec is not None)
+        if not d.allowed:
+            raise _deny(hogo, c, event, d, records=[record_id], fields=reveal_set)
+        if reveal_set:
+            d2 = _decide(hogo, c, Action.REVEAL, fields=reveal_set, segment=segment, segment_applies=rec is not None)
+            if not d2.allowed:
+                raise _deny(hogo, c, event, d2, records=[record_id], fields=reveal_set)
+        if rec is None:
+            _record_access(db, hogo, c, event, Outcome.FAILURE, records=[record_id], fields=(), decision=None,
+                           reason="not_found")
+        else:
+            fields = readable_fields(d, c.spec.field_names)
+            if reveal_set - set(fields):
+                missing = sorted(reveal_set - set(fields))
+                raise ValidationFailed(f"you cannot read field(s) {', '.join(missing)}", field="reveal")
+            _record_access(db, hogo, c, event, Outcome.SUCCESS, records=[record_id], fields=fields, decision=d,
+                           extra={"revealed": sorted(reveal_set)} if reveal_set else None)
+            _touch_grants(db, hogo, d)
+            keys = file_keys(hogo, db, c.row.id)
+    if rec is None:
+        raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
+    # Committed: the access is on record. Only now is anything decrypted.
+    return _present(c, keys, rec, fields, reveal_set)
+
+
+@guarded
+def find_records(hogo: Hogo, principal: Principal, file_code: str, where: Mapping[str, str], *,
+                 purpose: str | None, ctx: RequestContext, limit: int = 100) -> list[RecordView]:
+    """Exact match on indexed fields through the blind index (never by decrypting everything)."""
+    if not where:
+        raise ValidationFailed("give at least one FIELD=VALUE condition", field="where")
+    limit = max(1, min(limit, MAX_FIND_RESULTS))
+    with hogo.unit_of_work() as db:
+        c = _open(hogo, db, principal, file_code, purpose, Action.READ, ctx)
+        digests: list[tuple[str, bytes]] = []
+        keys = file_keys(hogo, db, c.row.id)
+        for name, raw in where.items():
+            if name not in c.spec.field_names:
+                raise ValidationFailed(f"no field {name!r} in this file", field="where")
+            f = c.spec.field(name)
+            if not f.indexed:
+                raise ValidationFailed(f"field {name!r} is not indexed (exact-match search needs indexed: true)",
+                                       field="where")
+            try:
+                value = normalise_value(f, raw)
+            except ValueError as exc:
+                raise ValidationFailed(f"{name}: {exc}", field="where") from None
+            digests.append((name, keys.blind_index(name, value)))
+        # To search by a field you must be able to read it (else the search itself would disclose it).
+        d = _decide(hogo, c, Action.READ, fields=[n for n, _ in digests], segment=None, segment_applies=False)
+        if not d.allowed:
+            raise _deny(hogo, c, Event.RECORD_SEARCHED, d, records=[], fields=[n for n, _ in digests])
+        q = select(Record).where(Record.file_id == c.row.id)
+        for name, digest in digests:
+            q = q.where(Record.id.in_(select(RecordIndex.record_pk).where(
+                RecordIndex.file_id == c.row.id, RecordIndex.field == name, RecordIndex.digest == digest)))
+        matches = db.scalars(q.order_by(Record.id).limit(limit)).all()
+        allowed: list[tuple[Record, tuple[str, ...]]] = []
+        for rec in matches:
+            rd = _decide(hogo, c, Action.READ, fields=None, segment=rec.segment)
+            if rd.allowed:  # records outside the requester's scope are not returned
+                allowed.append((rec, readable_fields(rd, c.spec.field_names)))
+        fields_read = sorted({f for _, fs in allowed for f in fs})
+        _record_access(db, hogo, c, Event.RECORD_SEARCHED, Outcome.SUCCESS, records=[r.record_id for r, _ in allowed],
+                       fields=fields_read, decision=d, extra={"where_fields": sorted(where)})
+        _touch_grants(db, hogo, d)
+    return [_present(c, keys, rec, fs, frozenset()) for rec, fs in allowed]
+
+
+# ----------------------------------------------------------------------------------- write
+
+
+def new_record_id() -> str:
+    return "r" + secrets.token_hex(8)
+
+
+def _check_record_id(record_id: str) -> str:
+    if not RECORD_ID_RE.fullmatch(record_id):
+        raise ValidationFailed("a record ID is 1–64 characters: letters, digits, '.', '_' or '-'", field="record_id")
+    return record_id
+
+
+def _validation_error(problems: list[tuple[str, str]]) -> ValidationFailed:
+    return ValidationFailed(
+        "invalid record: " + "; ".join(f"{f}: {r}" for f, r in problems), field=problems[0][0],
+        details={"problems": [{"field": f, "reason": r} for f, r in problems]},
+    )
+
+
+def _index_rows(keys: FileKeys, spec: FileSpec, file_id: int, record_pk: int, values: Mapping[str, str]
+                ) -> list[dict[str, Any]]:
+    return [
+        {"file_id": file_id, "field": f.name, "digest": keys.blind_index(f.name, values[f.name]),
+         "record_pk": record_pk}
+        for f in spec.fields if f.indexed and f.name in values
+    ]
+
+
+@guarded
+def create_record(hogo: Hogo, principal: Principal, file_code: str, values: Mapping[str, Any], *,
+                  purpose: str | None, ctx: RequestContext, record_id: str | None = None) -> RecordView:
+    with hogo.unit_of_work() as db:
+        c = _open(hogo, db, principal, file_code, purpose, Action.CREATE, ctx)
+        clean, problems = normalise_record(c.spec, {k: (None if v is None else str(v)) for k, v in values.items()})
+        if problems:
+            raise _validation_error(problems)
+        rid = _check_record_id(record_id) if record_id else new_record_id()
+        segment = clean.get(c.spec.segment_field) if c.spec.segment_field else None
+        d = _decide(hogo, c, Action.CREATE, fields=clean.keys(), segment=segment)
+        if not d.allowed:
+            raise _deny(hogo, c, Event.RECORD_CREATED, d, records=[rid], fields=clean.keys())
+        if _record(db, c.row.id, rid) is not None:
+            raise Conflict(f"record {rid!r} already exists in {c.row.code}", code="record_exists")
+        keys = file_keys(hogo, db, c.row.id)
+        now = hogo.clock.now()
+        version, blob = keys.seal_record(rid, clean)
+        rec = Record(file_id=c.row.id, record_id=rid, segment=segment, key_version=version, blob=blob, revision=1,
+                     created_at=now, created_by_id=principal.user_id, updated_at=now, updated_by_id=principal.user_id)
+        db.add(rec)
+        db.flush()
+        rows = _index_rows(keys, c.spec, c.row.id, rec.id, clean)
+        if rows:
+            db.execute(insert(RecordIndex), rows)
+        _record_access(db, hogo, c, Event.RECORD_CREATED, Outcome.SUCCESS, records=[rid], fields=clean.keys(),
+                       decision=d)
+        _touch_grants(db, hogo, d)
+        readable = readable_fields(_decide(hogo, c, Action.READ, fields=None, segment=segment), c.spec.field_names)
+    return _present(c, keys, rec, readable, frozenset())
+
+
+@guarded
+def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str, values: Mapping[str, Any], *,
+                  purpose: str | None, ctx: RequestContext, expected_revision: int | None = None) -> RecordView:
+    """Change some fields (an empty string clears one). The segment may change only within scope."""
+    with hogo.unit_of_work() as db:
+        c = _open(hogo, db, principal, file_code, purpose, Action.UPDATE, ctx)
+        clean, problems = normalise_record(c.spec, {k: (None if v is None else str(v)) for k, v in values.items()},
+                                           partial=True)
+        if problems:
+            raise _validation_error(problems)
+        cleared = [k for k, v in values.items() if v is None or str(v).strip() == ""]
+        changed = sorted(set(clean) | set(cleared))
+        if not changed:
+            raise ValidationFailed("nothing to change", field="values")
+        rec = _record(db, c.row.id, record_id)
+        d = _decide(hogo, c, Action.UPDATE, fields=changed, segment=rec.segment if rec else None,
+                    segment_applies=rec is not None)
+        if not d.allowed:
+            raise _deny(hogo, c, Event.RECORD_UPDATED, d, records=[record_id], fields=changed)
+        if rec is None:
+            raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
+        if expected_revision is not None and rec.revision != expected_revision:
+            raise Conflict(f"the record changed meanwhile (revision {rec.revision})", code="revision_conflict")
+        new_segment = rec.segment
+        if c.spec.segment_field and c.spec.segment_field in changed:
+            new_segment = clean.get(c.spec.segment_field)
+            d2 = _decide(hogo, c, Action.UPDATE, fields=changed, segment=new_segment)
+            if not d2.allowed:
+                raise _deny(hogo, c, Event.RECORD_UPDATED, d2, records=[record_id], fields=changed)
+        for f in c.spec.fields:
+            if f.required and f.name in cleared:
+                raise _validation_error([(f.name, "is required")])
+        keys = file_keys(hogo, db, c.row.id)
+        current = keys.open_record(rec.record_id, rec.blob)  # in memory only, to re-seal the whole record
+        merged = {k: v for k, v in current.items() if k not in cleared}
+        merged.update(clean)
+        now = hogo.clock.now()
+        rec.key_version, rec.blob = keys.seal_record(rec.record_id, merged)
+        rec.segment = new_segment
+        rec.revision += 1
+        rec.updated_at = now
+        rec.updated_by_id = principal.user_id
+        db.execute(delete(RecordIndex).where(RecordIndex.record_pk == rec.id))
+        rows = _index_rows(keys, c.spec, c.row.id, rec.id, merged)
+        if rows:
+            db.execute(insert(RecordIndex), rows)
+        _record_access(db, hogo, c, Event.RECORD_UPDATED, Outcome.SUCCESS, records=[record_id], fields=changed,
+                       decision=d, extra={"revision": rec.revision})
+        _touch_grants(db, hogo, d)
+        readable = readable_fields(_decide(hogo, c, Action.READ, fields=None, segment=new_segment),
+                                   c.spec.field_names)
+    return _present(c, keys, rec, readable, frozenset())
+
+
+@guarded
+def delete_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *, purpose: str | None,
+                  ctx: RequestContext) -> None:
+    with hogo.unit_of_work() as db:
+        c = _open(hogo, db, principal, file_code, purpose, Action.DELETE, ctx)
+        rec = _record(db, c.row.id, record_id)
+        d = _decide(hogo, c, Action.DELETE, fields=(), segment=rec.segment if rec else None,
+                    segment_applies=rec is not None)
+        if not d.allowed:
+            raise _deny(hogo, c, Event.RECORD_DELETED, d, records=[record_id], fields=())
+        if rec is None:
+            raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
+        db.execute(delete(RecordIndex).where(RecordIndex.record_pk == rec.id))
+        db.delete(rec)
+        _record_access(db, hogo, c, Event.RECORD_DELETED, Outcome.SUCCESS, records=[record_id], fields=(),
+                       decision=d)
+        _touch_grants(db, hogo, d)
+
+
+# ---------------------------------------------------------------------------------- import
+
+
+@dataclasses.dataclass(frozen=True)
+class RowProblem:
+    row: int  # 1-based data row number (the header is row 0)
+    field: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportReport:
+    file: str
+    total: int
+    imported: int
+    rejected: tuple[RowProblem, ...]
+    atomic: bool
+    committed: bool
+    record_ids_sample: tuple[str, ...]
+
+
+ENCODINGS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "shift_jis": "cp932", "sjis": "cp932", "cp932": "cp932",
+             "shift-jis": "cp932", "windows-31j": "cp932"}
+
+
+def csv_rows(stream: BinaryIO, *, encoding: str = "utf-8", mapping: Mapping[str, str] | None = None
+             ) -> tuple[list[str], Iterator[tuple[int, dict[str, str] | None, str | None]]]:
+    """Decode a CSV (UTF-8 with or without BOM, or Shift_JIS/CP932) row by row.
+
+    Returns the (mapped) header and an iterator of ``(row number, values or None, problem)``. A row
+    that is not valid text in the encoding, or has the wrong number of columns, yields a problem
+    naming the row, rather than stopping the import.
+    """
+    codec = ENCODINGS.get(encoding.strip().lower())
+    if codec is None:
+        raise ValidationFailed(f"unknown encoding {encoding!r} (use utf-8 or shift_jis)", field="encoding")
+    text = io.TextIOWrapper(stream, encoding=codec, errors="surrogateescape", newline="")
+    reader = csv.reader(text)
+    try:
+        header_raw = next(reader)
+    except StopIteration:
+        raise ValidationFailed("the CSV is empty (no header row)", field="csv") from None
+    except csv.Error as exc:
+        raise ValidationFailed(f"the CSV header cannot be read: {exc}", field="csv") from None
+    if any(_bad_text(h) for h in header_raw):
+        raise ValidationFailed(f"the header is not valid {encoding} text", field="encoding")
+    mapping = dict(mapping or {})
+    header = [mapping.get(h.strip(), h.strip()) for h in header_raw]
+
+    def rows() -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
+        n = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                n += 1
+                yield n, None, f"cannot be parsed as CSV ({exc})"
+                continue
+            n += 1
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if any(_bad_text(c) for c in cells):
+                yield n, None, f"is not valid {encoding} text"
+                continue
+            if len(cells) != len(header):
+                yield n, None, f"has {len(cells)} columns, the header has {len(header)}"
+                continue
+            yield n, dict(zip(header, cells, strict=True)), None
+
+    return header, rows()
+
+
+def _bad_text(value: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+@guarded
+def import_records(
+    hogo: Hogo,
+    principal: Principal,
+    file_code: str,
+    stream: BinaryIO,
+    *,
+    purpose: str | None,
+    ctx: RequestContext,
+    encoding: str = "utf-8",
+    atomic: bool = False,
+    mapping: Mapping[str, str] | None = None,
+    id_column: str = "record_id",
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Bulk import. Every bad row is reported with its row number, field and reason.
+
+    Default: good rows are committed batch by batch, each batch with its access record, so a killed
+    import leaves only whole good rows. ``atomic``: all rows or none (one transaction, committed only
+    when no row is bad).
+    """
+    header, rows = csv_rows(stream, encoding=encoding, mapping=mapping)
+    batch_size = hogo.settings.import_batch_rows
+    with hogo.unit_of_work(readonly=True) as db:
+        c = _open(hogo, db, principal, file_code, purpose, Action.CREATE, ctx)
+        keys = file_keys(hogo, db, c.row.id)
+    data_columns = [h for h in header if h != id_column]
+    unknown = [h for h in data_columns if h not in c.spec.field_names]
+    if unknown:
+        raise ValidationFailed(f"unknown column(s): {', '.join(unknown)} (map them with --map CSV=FIELD)",
+                               field="csv", details={"unknown": unknown})
+    # File-level decision first: may this requester create records with these fields at all?
+    d = _decide(hogo, c, Action.CREATE, fields=data_columns, segment=None, segment_applies=False)
+    if not d.allowed:
+        raise _deny(hogo, c, Event.RECORDS_IMPORTED, d, records=[], fields=data_columns)
+
+    rejected: list[RowProblem] = []
+    imported = 0
+    total = 0
+    sample: list[str] = []
+    seen_ids: set[str] = set()
+    seg_field = c.spec.segment_field
+    session = hogo.sessionmaker() if atomic else None
+    txn = session.begin() if session is not None else None
+
+    def flush(batch: list[tuple[int, str, dict[str, str], str | None]]) -> None:
+        nonlocal imported
+        if not batch:
+            return
+        if session is not None:
+            _write_batch(session, hogo, c, keys, d, batch, rejected)
+        else:
+            with hogo.unit_of_work() as db:
+                _write_batch(db, hogo, c, keys, d, batch, rejected)
+        written = [b for b in batch if b[0] not in {r.row for r in rejected}]
+        imported += len(written)
+        sample.extend(rid for _, rid, _, _ in written[: max(0, 10 - len(sample))])
+
+    try:
+        batch: list[tuple[int, str, dict[str, str], str | None]] = []
+        for n, values, problem in rows:
+            total += 1
+            if problem is not None or values is None:
+                rejected.append(RowProblem(n, "*", problem or "unreadable"))
+                continue
+            rid = values.pop(id_column, "").strip() if id_column in values else ""
+            if rid:
+                if not RECORD_ID_RE.fullmatch(rid):
+                    rejected.append(RowProblem(n, id_column, "not a valid record ID"))
+                    continue
+            else:
+                rid = new_record_id()
+            if rid in seen_ids:
+                rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
+                continue
+            clean, problems = normalise_record(c.spec, values)
+            if problems:
+                rejected.extend(RowProblem(n, f, r) for f, r in problems)
+                continue
+            segment = clean.get(seg_field) if seg_field else None
+            if seg_field and not _decide(hogo, c, Action.CREATE, fields=clean.keys(), segment=segment).allowed:
+                rejected.append(RowProblem(n, seg_field, "this record is outside the records your grants cover"))
+                continue
+            seen_ids.add(rid)
+            batch.append((n, rid, clean, segment))
+            if len(batch) >= batch_size:
+                flush(batch)
+                batch = []
+                if progress:
+                    progress(total)
+        flush(batch)
+        if progress:
+            progress(total)
+        if session is not None and txn is not None:
+            if rejected:
+                txn.rollback()
+                imported = 0
+                sample.clear()
+            else:
+                txn.commit()
+    except BaseException:
+        if txn is not None and txn.is_active:
+            txn.rollback()
+        raise
+    finally:
+        if session is not None:
+            session.close()
+    committed = not atomic or not rejected
+    if atomic and rejected:
+        with hogo.unit_of_work() as db:
+            _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.FAILURE, records=[], fields=data_columns,
+                           decision=d, reason="rejected_rows", extra={"rejected_rows": len({r.row for r in rejected})})
+    return ImportReport(file=c.row.code, total=total, imported=imported, rejected=tuple(rejected), atomic=atomic,
+                        committed=committed, record_ids_sample=tuple(sample))
+
+
+def _write_batch(db: Session, hogo: Hogo, c: _Context, keys: FileKeys, d: Decision,
+                 batch: list[tuple[int, str, dict[str, str], str | None]], rejected: list[RowProblem]) -> None:
+    """Insert one batch of good rows and its access record, in the caller's transaction."""
+    ids = [rid for _, rid, _, _ in batch]
+    existing = set(db.scalars(select(Record.record_id).where(Record.file_id == c.row.id, Record.record_id.in_(ids))))
+    good = []
+    for n, rid, clean, segment in batch:
+        if rid in existing:
+            rejected.append(RowProblem(n, "record_id", f"record {rid!r} already exists in this file"))
+        else:
+            good.append((rid, clean, segment))
+    if not good:
+        return
+    now = hogo.clock.now()
+    uid = c.principal.user_id
+    rows = []
+    for rid, clean, segment in good:
+        version, blob = keys.seal_record(rid, clean)
+        rows.append({"file_id": c.row.id, "record_id": rid, "segment": segment, "key_version": version, "blob": blob,
+                     "revision": 1, "created_at": now, "created_by_id": uid, "updated_at": now, "updated_by_id": uid})
+    pks = db.execute(insert(Record).returning(Record.id, sort_by_parameter_order=True), rows).scalars().all()
+    index_rows: list[dict[str, Any]] = []
+    for pk, (_, clean, _) in zip(pks, good, strict=True):
+        index_rows.extend(_index_rows(keys, c.spec, c.row.id, pk, clean))
+    if index_rows:
+        db.execute(insert(RecordIndex), index_rows)
+    fields = sorted({k for _, clean, _ in good for k in clean})
+    _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=[g[0] for g in good],
+                   fields=fields, decision=d)
+    _touch_grants(db, hogo, d)
+
+
+__all__ = ["ENCODINGS", "ImportReport", "RecordView", "RowProblem", "create_record", "csv_rows", "delete_record",
+           "find_records", "import_records", "read_record", "update_record"]
