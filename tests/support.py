@@ -85,3 +85,70 @@ def api_login(client: TestClient, inst: Instance, username: str | None = None, p
     assert r.status_code == 200, r.text
     data: dict[str, Any] = r.json()
     return data
+
+
+USER_PASSWORD = "Sakura-Kumo-Umi-47"
+
+
+def active_user(inst: Instance, admin: auth.Principal, name: str, roles: list[str], department: str | None = None,
+                **kw: Any) -> str:
+    """Create a user who has changed the one-time password and enrolled MFA; returns the TOTP secret."""
+    from hogo.services import accounts
+
+    accounts.create_user(inst.hogo, admin, username=name, department=department, roles=roles,
+                         password=USER_PASSWORD, ctx=CTX, **kw)
+    p = auth.login(inst.hogo, username=name, password=USER_PASSWORD, ctx=CTX).principal
+    enrol = auth.start_mfa_enrolment(inst.hogo, p, CTX)
+    auth.confirm_mfa_enrolment(inst.hogo, p, inst.next_code(enrol.secret), CTX)
+    return enrol.secret
+
+
+def sign_in(inst: Instance, name: str, secret: str) -> auth.LoginResult:
+    return auth.login(inst.hogo, username=name, password=USER_PASSWORD, totp=inst.next_code(secret), ctx=CTX)
+
+
+PAYROLL_SPEC_PATH = "tests/data/payroll-spec.yaml"
+
+
+def payroll_spec() -> dict[str, Any]:
+    import pathlib
+
+    import yaml
+
+    root = pathlib.Path(__file__).resolve().parent
+    data: dict[str, Any] = yaml.safe_load((root / "data" / "payroll-spec.yaml").read_text(encoding="utf-8"))
+    return data
+
+
+@dataclasses.dataclass
+class Org:
+    """A small organisation on top of an Instance: a payroll department, its protection manager,
+    two clerks (KYUYO, JINJI), an auditor, and the payroll My Number file defined by the manager."""
+
+    inst: Instance
+    admin: auth.Principal
+    secrets: dict[str, str]
+
+    def p(self, name: str) -> auth.Principal:
+        return sign_in(self.inst, name, self.secrets[name]).principal
+
+    def token(self, name: str) -> str:
+        return sign_in(self.inst, name, self.secrets[name]).token
+
+
+def make_org(inst: Instance, *, define_file: bool = True) -> Org:
+    from hogo.services import accounts, files
+
+    admin = inst.admin_principal()
+    for code, dname in (("KYUYO", "給与厚生課"), ("JINJI", "人事課"), ("KANSA", "監査室")):
+        accounts.create_department(inst.hogo, admin, code=code, name=dname, ctx=CTX)
+    secrets_ = {
+        "pm.takahashi": active_user(inst, admin, "pm.takahashi", ["protection_manager"], "KYUYO"),
+        "clerk.ito": active_user(inst, admin, "clerk.ito", ["clerk"], "KYUYO"),
+        "clerk.tanaka": active_user(inst, admin, "clerk.tanaka", ["clerk"], "JINJI"),
+        "auditor.watanabe": active_user(inst, admin, "auditor.watanabe", ["auditor"], "KANSA"),
+    }
+    org = Org(inst, admin, secrets_)
+    if define_file:
+        files.create_file(inst.hogo, org.p("pm.takahashi"), payroll_spec(), ctx=CTX)
+    return org

@@ -56,6 +56,9 @@ class Hogo:
 
     def close(self) -> None:
         self.engine.dispose()
+        close = getattr(self.key_provider, "close", None)
+        if callable(close):
+            close()
 
 
 def build(settings: Settings, *, clock: Clock | None = None, keyring: Keyring | None = None,

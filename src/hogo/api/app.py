@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hogo import __version__
+from hogo.api.data_routes import router as data_router
 from hogo.api.routes import router as api_router
 from hogo.bootstrap import Hogo, build, check_ready_to_serve
 from hogo.config import load_settings
@@ -56,22 +57,25 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
 class BodyLimit:
     """Refuse bodies over the limit before reading them whole (413), chunked or not."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, import_max_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.import_max = import_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Bulk imports are large by nature; everything else is small.
+        limit = self.import_max if scope["path"].endswith("/records/import") else self.default_max
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._reject(scope, receive, send)
+                    await self._reject(scope, receive, send, limit)
                     return
         seen = 0
 
@@ -80,17 +84,17 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, limit)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        resp = error_response(413, "body_too_large", f"the request body exceeds {self.max_bytes} bytes")
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        resp = error_response(413, "body_too_large", f"the request body exceeds {limit} bytes")
         await resp(scope, receive, send)
 
 
@@ -154,8 +158,10 @@ def create_app(hogo: Hogo) -> FastAPI:
         return response
 
     app.include_router(api_router)
+    app.include_router(data_router)
     install_web(app)
-    app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes,
+                       import_max_bytes=hogo.settings.import_max_bytes)
     return app
 
 

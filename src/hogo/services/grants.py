@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -99,7 +100,16 @@ def _clean_list(values: Iterable[str] | None, field: str) -> list[str]:
     return out
 
 
-def create_grant(
+def create_grant(hogo: Hogo, actor: Principal, file_code: str, **kw: Any) -> GrantView:
+    """Every refused grant change is recorded too (in its own transaction, after the refusal)."""
+    try:
+        return _create_grant(hogo, actor, file_code, **kw)
+    except Forbidden as exc:
+        _record_denied(hogo, actor, file_code, exc, kw["ctx"])
+        raise
+
+
+def _create_grant(
     hogo: Hogo,
     actor: Principal,
     file_code: str,
@@ -120,11 +130,7 @@ def create_grant(
     with hogo.unit_of_work() as db:
         row = file_by_code(db, file_code)
         spec = load_spec(row)
-        try:
-            _may_manage(db, hogo, actor, row, spec)
-        except Forbidden as exc:
-            _record_denied(hogo, actor, row.code, exc, ctx)
-            raise
+        _may_manage(db, hogo, actor, row, spec)
         now = hogo.clock.now()
         acts = _clean_list(actions, "actions")
         if not acts:

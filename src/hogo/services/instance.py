@@ -67,9 +67,10 @@ def init_instance(
     settings.data_dir.chmod(0o700)
     key_path = create_key_file(settings.keys_dir, passphrase=passphrase)
     write_settings(settings)
-    h = build(settings, clock=clock, passphrase=passphrase)
     admin_created = False
+    h: Hogo | None = None
     try:
+        h = build(settings, clock=clock, passphrase=passphrase)
         store_db.upgrade(h.engine)
         if accounts.count_users(h):
             raise Conflict("the database already holds accounts", code="already_initialised")
@@ -105,7 +106,8 @@ def init_instance(
             (settings.data_dir / CONFIG_FILE).unlink(missing_ok=True)
         raise
     finally:
-        h.close()
+        if h is not None:
+            h.close()
 
 
 def _check_admin(settings: Settings, admin: str, password: str | None) -> str:

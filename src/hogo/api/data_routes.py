@@ -1,0 +1,299 @@
+"""/api/v1 routes for personal-data files, grants and records. Record data only through the guard.
+
+The purpose of every data request is declared in the ``X-Hogo-Purpose`` header (or the ``purpose``
+query parameter). Searches are POSTed so that a My Number never appears in a URL or an access log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from hogo.api.deps import HogoDep, PrincipalDep
+from hogo.api.routes import ERRORS, ActorCtx
+from hogo.domain.dates import to_instant
+from hogo.errors import ValidationFailed
+from hogo.services import files, grants, guard
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+PurposeHeader = Annotated[str | None, Header(alias="X-Hogo-Purpose", max_length=200,
+                                             description="the business purpose of this access (利用目的)")]
+PurposeQuery = Annotated[str | None, Query(alias="purpose", max_length=200)]
+
+
+def _purpose(header: str | None, query: str | None) -> str | None:
+    # HTTP headers are Latin-1; clients send Japanese purposes percent-encoded (RFC 3986).
+    if header:
+        from urllib.parse import unquote
+
+        return unquote(header)
+    return query
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=100_000)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class FileOut(Out):
+    code: str
+    name: str
+    kind: str
+    department: str
+    responsible: str
+    version: int
+    classification: str
+    restrictions: list[str]
+    purposes: list[str]
+    records: int
+    spec: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class GrantIn(In):
+    user: str | None = Field(default=None, max_length=100)
+    role: str | None = Field(default=None, max_length=100)
+    actions: list[str] = Field(min_length=1, max_length=10)
+    purposes: list[str] = Field(min_length=1, max_length=50)
+    fields: list[str] | None = Field(default=None, max_length=200)
+    segments: list[str] | None = Field(default=None, max_length=200)
+    valid_from: dt.datetime | dt.date | None = None
+    valid_until: dt.datetime | dt.date | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+
+class GrantOut(Out):
+    id: str
+    file: str
+    grantee: str
+    actions: list[str]
+    fields: list[str] | None
+    purposes: list[str]
+    segments: list[str] | None
+    valid_from: dt.datetime | None
+    valid_until: dt.datetime | None
+    note: str | None
+    granted_by: str | None
+    granted_at: dt.datetime
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+class ReviewOut(Out):
+    grant: GrantOut
+    findings: list[str]
+
+
+class RecordIn(In):
+    record_id: str | None = Field(default=None, max_length=64)
+    values: dict[str, str | int | float | None]
+
+
+class RecordPatchIn(In):
+    values: dict[str, str | int | float | None]
+    expected_revision: int | None = None
+
+
+class SearchIn(In):
+    where: dict[str, str] = Field(min_length=1, max_length=10)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class RecordOut(Out):
+    record_id: str
+    file: str
+    segment: str | None
+    revision: int
+    values: dict[str, str]
+    masked: list[str]
+    revealed: list[str]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    classification: str
+    restrictions: list[str]
+
+
+class RowProblemOut(Out):
+    row: int
+    field: str
+    reason: str
+
+
+class ImportOut(Out):
+    file: str
+    total: int
+    imported: int
+    rejected: list[RowProblemOut]
+    atomic: bool
+    committed: bool
+    record_ids_sample: list[str]
+
+
+async def _spec_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    ctype = request.headers.get("content-type", "")
+    try:
+        data = yaml.safe_load(raw) if "yaml" in ctype else json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValidationFailed(f"the spec is not valid {'YAML' if 'yaml' in ctype else 'JSON'}: {exc}",
+                               field="spec") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("the spec must be an object (mapping)", field="spec")
+    return data
+
+
+# ---------------------------------------------------------------------------------- files
+
+
+@router.get("/files", response_model=list[FileOut], tags=["files"])
+def list_files(hogo: HogoDep, principal: PrincipalDep) -> list[FileOut]:
+    return [FileOut.model_validate(f) for f in files.list_files(hogo, principal)]
+
+
+@router.post("/files", response_model=FileOut, status_code=201, tags=["files"])
+async def create_file(request: Request, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> FileOut:
+    """Define a file from a spec (JSON, or YAML with ``Content-Type: application/yaml``)."""
+    spec = await _spec_body(request)
+    return FileOut.model_validate(await run_in_threadpool(files.create_file, hogo, principal, spec, ctx=ctx))
+
+
+@router.get("/files/{code}", response_model=FileOut, tags=["files"])
+def show_file(code: str, hogo: HogoDep, principal: PrincipalDep) -> FileOut:
+    return FileOut.model_validate(files.show_file(hogo, principal, code))
+
+
+@router.put("/files/{code}", response_model=FileOut, tags=["files"])
+async def update_file(code: str, request: Request, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> FileOut:
+    """A new version of the definition (fields may be added, not removed or retyped)."""
+    spec = await _spec_body(request)
+    return FileOut.model_validate(await run_in_threadpool(files.update_file, hogo, principal, code, spec, ctx=ctx))
+
+
+@router.get("/files/{code}/versions", tags=["files"])
+def file_versions(code: str, hogo: HogoDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    return files.file_versions(hogo, principal, code)
+
+
+@router.post("/files/{code}/keys/rotate", tags=["files"])
+def rotate_key(code: str, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> dict[str, int]:
+    """A new data key version; every record is re-encrypted under it (SEC-133, SEC-151)."""
+    return files.rotate_key(hogo, principal, code, ctx=ctx)
+
+
+# --------------------------------------------------------------------------------- grants
+
+
+@router.get("/files/{code}/grants", response_model=list[GrantOut], tags=["grants"])
+def list_grants(code: str, hogo: HogoDep, principal: PrincipalDep, include_revoked: bool = False) -> list[GrantOut]:
+    return [GrantOut.model_validate(g) for g in grants.list_grants(hogo, principal, code,
+                                                                   include_revoked=include_revoked)]
+
+
+@router.post("/files/{code}/grants", response_model=GrantOut, status_code=201, tags=["grants"])
+def create_grant(code: str, body: GrantIn, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> GrantOut:
+    tz = hogo.settings.timezone
+    g = grants.create_grant(
+        hogo, principal, code, user=body.user, role=body.role, actions=body.actions, purposes=body.purposes,
+        fields=body.fields, segments=body.segments, valid_from=to_instant(body.valid_from, tz),
+        valid_until=to_instant(body.valid_until, tz, end_of_day=True), note=body.note, ctx=ctx,
+    )
+    return GrantOut.model_validate(g)
+
+
+@router.delete("/grants/{grant_id}", response_model=GrantOut, tags=["grants"])
+def revoke_grant(grant_id: str, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> GrantOut:
+    return GrantOut.model_validate(grants.revoke_grant(hogo, principal, grant_id, ctx=ctx))
+
+
+@router.get("/grants/review", response_model=list[ReviewOut], tags=["grants"])
+def review(hogo: HogoDep, principal: PrincipalDep, file: Annotated[str | None, Query(max_length=63)] = None,
+           unused_days: Annotated[int, Query(ge=1, le=3650)] = 90) -> list[ReviewOut]:
+    """The periodic check of unneeded rights (SEC-131(3))."""
+    return [ReviewOut(grant=GrantOut.model_validate(i.grant), findings=list(i.findings))
+            for i in grants.review(hogo, principal, file_code=file, unused_days=unused_days)]
+
+
+# -------------------------------------------------------------------------------- records
+
+
+@router.get("/files/{code}/records/{record_id}", response_model=RecordOut, tags=["records"])
+def read_record(code: str, record_id: str, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx,
+                x_purpose: PurposeHeader = None, purpose: PurposeQuery = None,
+                reveal: Annotated[list[str] | None, Query(max_length=20)] = None) -> RecordOut:
+    r = guard.read_record(hogo, principal, code, record_id, purpose=_purpose(x_purpose, purpose),
+                          reveal=reveal or (), ctx=ctx)
+    return RecordOut.model_validate(r)
+
+
+@router.post("/files/{code}/records", response_model=RecordOut, status_code=201, tags=["records"])
+def create_record(code: str, body: RecordIn, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx,
+                  x_purpose: PurposeHeader = None, purpose: PurposeQuery = None) -> RecordOut:
+    r = guard.create_record(hogo, principal, code, body.values, purpose=_purpose(x_purpose, purpose), ctx=ctx,
+                            record_id=body.record_id)
+    return RecordOut.model_validate(r)
+
+
+@router.patch("/files/{code}/records/{record_id}", response_model=RecordOut, tags=["records"])
+def update_record(code: str, record_id: str, body: RecordPatchIn, hogo: HogoDep, principal: PrincipalDep,
+                  ctx: ActorCtx, x_purpose: PurposeHeader = None, purpose: PurposeQuery = None) -> RecordOut:
+    r = guard.update_record(hogo, principal, code, record_id, body.values, purpose=_purpose(x_purpose, purpose),
+                            ctx=ctx, expected_revision=body.expected_revision)
+    return RecordOut.model_validate(r)
+
+
+@router.delete("/files/{code}/records/{record_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["records"])
+def delete_record(code: str, record_id: str, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx,
+                  x_purpose: PurposeHeader = None, purpose: PurposeQuery = None) -> Response:
+    guard.delete_record(hogo, principal, code, record_id, purpose=_purpose(x_purpose, purpose), ctx=ctx)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/files/{code}/records/search", response_model=list[RecordOut], tags=["records"])
+def search_records(code: str, body: SearchIn, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx,
+                   x_purpose: PurposeHeader = None, purpose: PurposeQuery = None) -> list[RecordOut]:
+    """Exact match on indexed fields (a keyed blind index; nothing is decrypted to search)."""
+    rows = guard.find_records(hogo, principal, code, body.where, purpose=_purpose(x_purpose, purpose), ctx=ctx,
+                              limit=body.limit)
+    return [RecordOut.model_validate(r) for r in rows]
+
+
+@router.post("/files/{code}/records/import", response_model=ImportOut, tags=["records"])
+async def import_records(
+    code: str,
+    request: Request,
+    hogo: HogoDep,
+    principal: PrincipalDep,
+    ctx: ActorCtx,
+    x_purpose: PurposeHeader = None,
+    purpose: PurposeQuery = None,
+    encoding: Annotated[str, Query(max_length=20)] = "utf-8",
+    atomic: bool = False,
+    id_column: Annotated[str, Query(max_length=63)] = "record_id",
+    map: Annotated[list[str] | None, Query(max_length=200, description="CSV_COLUMN=FIELD")] = None,
+) -> ImportOut:
+    """Bulk import of a CSV body (``text/csv``; UTF-8 or Shift_JIS). The body is held in memory only:
+    the plaintext never touches a temporary file."""
+    mapping: dict[str, str] = {}
+    for m in map or ():
+        src, sep, dst = m.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise ValidationFailed(f"--map takes CSV_COLUMN=FIELD, not {m!r}", field="map")
+        mapping[src.strip()] = dst.strip()
+    body = await request.body()
+    report = await run_in_threadpool(
+        guard.import_records, hogo, principal, code, io.BytesIO(body), purpose=_purpose(x_purpose, purpose),
+        ctx=ctx, encoding=encoding, atomic=atomic, mapping=mapping, id_column=id_column,
+    )
+    return ImportOut.model_validate(report)
