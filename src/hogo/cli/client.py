@@ -33,6 +33,7 @@ import json
 import os
 import stat
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -308,19 +309,37 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         options: dict[str, str] | None = None,
         signing_in: bool = False,
+        headers: dict[str, str] | None = None,
+        content: bytes | Iterable[bytes] | None = None,
+        timeout: float | httpx.Timeout | None = None,
     ) -> Any:
         """The decoded JSON answer (None for 204). Raises CliError with the right exit code.
 
         ``options`` maps API field names to the CLI options that set them, so a validation error
-        can say which option to fix.
+        can say which option to fix. ``content`` sends a raw body (bytes, or an iterator of chunks
+        streamed as they are read) instead of ``body`` as JSON; ``headers`` are added (never
+        ``Authorization``); ``timeout`` overrides the client's for this request.
         """
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        sent = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        if self._token:
+            sent["Authorization"] = f"Bearer {self._token}"
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        extra: dict[str, Any] = {"content": content} if content is not None else {"json": body}
+        if timeout is not None:
+            extra["timeout"] = timeout
         try:
-            resp = self._http.request(method, url_path, json=body, params=query, headers=headers)
+            resp = self._http.request(method, url_path, params=query, headers=sent, **extra)
         except httpx.TimeoutException:
             raise CliError(f"the hogo server at {self.base_url} did not answer in time",
                            exit_code=EXIT_UNAVAILABLE, code="timeout") from None
+        except (httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            if content is None:
+                raise CliError(f"cannot reach the hogo server at {self.base_url} ({type(exc).__name__}: {exc})",
+                               exit_code=EXIT_UNAVAILABLE, code="unreachable",
+                               hint="is 'hogo serve' running, and is the URL right?") from None
+            raise CliError(f"the hogo server at {self.base_url} stopped reading the upload",
+                           code="upload_interrupted",
+                           hint="the file may be larger than the server accepts (import_max_bytes)") from None
         except httpx.TransportError as exc:
             raise CliError(f"cannot reach the hogo server at {self.base_url} ({type(exc).__name__}: {exc})",
                            exit_code=EXIT_UNAVAILABLE, code="unreachable",
@@ -340,6 +359,9 @@ class ApiClient:
 
     def post(self, url_path: str, **kw: Any) -> Any:
         return self.request("POST", url_path, **kw)
+
+    def put(self, url_path: str, **kw: Any) -> Any:
+        return self.request("PUT", url_path, **kw)
 
     def patch(self, url_path: str, **kw: Any) -> Any:
         return self.request("PATCH", url_path, **kw)

@@ -129,7 +129,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str |
     for c in columns:
         t.add_column(c, overflow="fold")
     for row in rows:
-        t.add_row(*(Text(fmt(v)) for v in row))
+        t.add_row(*(v if isinstance(v, Text) else Text(fmt(v)) for v in row))
     return t
 
 

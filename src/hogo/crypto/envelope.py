@@ -14,6 +14,7 @@ normalised value — never decryption of everything.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import os
@@ -73,13 +74,16 @@ class FileKeys:
     def seal_record(self, record_id: str, values: Mapping[str, str]) -> tuple[int, bytes]:
         """Encrypt every value of a record under the current key: (key version, blob)."""
         version = self.current_version
-        aead = self._aeads[version]
+        encrypt = self._aeads[version].encrypt
+        prefix = f"hogo:v1|file:{self.file_id}|record:{record_id}|field:"
+        suffix = f"|key:{version}"
         parts = [_HEADER.pack(ALG_AES_256_GCM, version)]
         for field, value in values.items():
             nonce = os.urandom(12)
-            ct = nonce + aead.encrypt(nonce, value.encode("utf-8"), self._aad(record_id, field, version))
-            name = field.encode("ascii")
-            parts.append(_NAME.pack(len(name)) + name + _LEN.pack(len(ct)) + ct)
+            ct = encrypt(nonce, value.encode("utf-8"), (prefix + field + suffix).encode())
+            parts.append(_field_header(field, len(ct) + 12))
+            parts.append(nonce)
+            parts.append(ct)
         return version, b"".join(parts)
 
     def open_record(self, record_id: str, blob: bytes, *, fields: Iterable[str] | None = None) -> dict[str, str]:
@@ -112,7 +116,13 @@ class FileKeys:
         return out
 
     def blind_index(self, field: str, value: str) -> bytes:
-        return hmac.new(self._index_key, f"{field}\x00{value}".encode(), hashlib.sha256).digest()
+        return hmac.digest(self._index_key, f"{field}\x00{value}".encode(), hashlib.sha256)
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_header(field: str, length: int) -> bytes:
+    name = field.encode("ascii")
+    return _NAME.pack(len(name)) + name + _LEN.pack(length)
 
 
 def blob_key_version(blob: bytes) -> int:

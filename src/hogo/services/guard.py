@@ -22,13 +22,13 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
 from hogo.crypto.envelope import FileKeys
 from hogo.domain.events import Event, Outcome
-from hogo.domain.files import Action, FileSpec, normalise_record, normalise_value
+from hogo.domain.files import Action, FileSpec, normalise_record, normalise_value, row_normaliser
 from hogo.domain.identifiers import mask
 from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable_fields
 from hogo.domain.roles import Permission
@@ -38,8 +38,11 @@ from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.services.files import file_by_code, file_keys, load_spec
 from hogo.services.grants import candidate_grants
+from hogo.store.bulk import insert_many
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
 
+_RECORDS: Table = Record.__table__  # type: ignore[assignment]
+_RECORD_INDEX: Table = RecordIndex.__table__  # type: ignore[assignment]
 RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 GRANT_TOUCH_INTERVAL = dt.timedelta(hours=1)
 MAX_FIND_RESULTS = 1000
@@ -497,7 +500,7 @@ def csv_rows(stream: BinaryIO, *, encoding: str = "utf-8", mapping: Mapping[str,
             n += 1
             if not cells or all(not c.strip() for c in cells):
                 continue
-            if any(_bad_text(c) for c in cells):
+            if _bad_text("".join(cells)):
                 yield n, None, f"is not valid {encoding} text"
                 continue
             if len(cells) != len(header):
@@ -508,8 +511,11 @@ def csv_rows(stream: BinaryIO, *, encoding: str = "utf-8", mapping: Mapping[str,
     return header, rows()
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes surrogateescape could not decode
+
+
 def _bad_text(value: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in value)
+    return _UNDECODABLE.search(value) is not None
 
 
 @guarded
@@ -554,6 +560,8 @@ def import_records(
     sample: list[str] = []
     seen_ids: set[str] = set()
     seg_field = c.spec.segment_field
+    segment_ok: dict[str | None, bool] = {}  # the decision per segment value, made once
+    normalise_row = row_normaliser(c.spec, data_columns)
     session = hogo.sessionmaker() if atomic else None
     txn = session.begin() if session is not None else None
 
@@ -587,14 +595,19 @@ def import_records(
             if rid in seen_ids:
                 rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
                 continue
-            clean, problems = normalise_record(c.spec, values)
+            clean, problems = normalise_row(values)
             if problems:
                 rejected.extend(RowProblem(n, f, r) for f, r in problems)
                 continue
             segment = clean.get(seg_field) if seg_field else None
-            if seg_field and not _decide(hogo, c, Action.CREATE, fields=clean.keys(), segment=segment).allowed:
-                rejected.append(RowProblem(n, seg_field, "this record is outside the records your grants cover"))
-                continue
+            if seg_field:
+                ok = segment_ok.get(segment)
+                if ok is None:
+                    ok = segment_ok[segment] = _decide(hogo, c, Action.CREATE, fields=data_columns,
+                                                       segment=segment).allowed
+                if not ok:
+                    rejected.append(RowProblem(n, seg_field, "this record is outside the records your grants cover"))
+                    continue
             seen_ids.add(rid)
             batch.append((n, rid, clean, segment))
             if len(batch) >= batch_size:
@@ -646,14 +659,20 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, keys: FileKeys, d: Decisi
     rows = []
     for rid, clean, segment in good:
         version, blob = keys.seal_record(rid, clean)
-        rows.append({"file_id": c.row.id, "record_id": rid, "segment": segment, "key_version": version, "blob": blob,
-                     "revision": 1, "created_at": now, "created_by_id": uid, "updated_at": now, "updated_by_id": uid})
-    pks = db.execute(insert(Record).returning(Record.id, sort_by_parameter_order=True), rows).scalars().all()
-    index_rows: list[dict[str, Any]] = []
-    for pk, (_, clean, _) in zip(pks, good, strict=True):
-        index_rows.extend(_index_rows(keys, c.spec, c.row.id, pk, clean))
-    if index_rows:
-        db.execute(insert(RecordIndex), index_rows)
+        rows.append((rid, segment, version, blob))
+    insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob"), rows,
+                constants={"file_id": c.row.id, "revision": 1, "created_at": now, "created_by_id": uid,
+                           "updated_at": now, "updated_by_id": uid})
+    pk_of = dict(db.execute(select(Record.record_id, Record.id).where(
+        Record.file_id == c.row.id, Record.record_id.in_([g[0] for g in good]))).all())
+    indexed = [f.name for f in c.spec.fields if f.indexed]
+    blind, file_id = keys.blind_index, c.row.id
+    index_rows = [
+        (name, blind(name, clean[name]), pk_of[rid])
+        for rid, clean, _ in good for name in indexed if name in clean
+    ]
+    insert_many(db, _RECORD_INDEX, ("field", "digest", "record_pk"), index_rows,
+                constants={"file_id": file_id})
     fields = sorted({k for _, clean, _ in good for k in clean})
     _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=[g[0] for g in good],
                    fields=fields, decision=d)

@@ -1,0 +1,35 @@
+"""Bulk inserts straight to the driver's executemany, for imports (SQLite and PostgreSQL alike).
+
+Values are bound by each column's own type (so times are stored exactly as the ORM stores them);
+columns whose value is the same for every row are bound once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.orm import Session
+
+
+def insert_many(db: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                constants: Mapping[str, Any] | None = None) -> None:
+    if not rows:
+        return
+    conn = db.connection()
+    dialect = conn.dialect
+    constants = dict(constants or {})
+    bound_constants = []
+    for name, value in constants.items():
+        proc = table.c[name].type._cached_bind_processor(dialect)
+        bound_constants.append(proc(value) if proc else value)
+    procs = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+    if any(procs):
+        rows = [tuple(p(v) if p else v for p, v in zip(procs, row, strict=True)) for row in rows]
+    names = [*columns, *constants]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 - names come from the table, not input
+           f"VALUES ({', '.join([mark] * len(names))})")
+    tail = tuple(bound_constants)
+    conn.exec_driver_sql(sql, [tuple(r) + tail for r in rows])
