@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +34,8 @@ class Hogo:
     key_provider: KeyProvider
     # Unwrapped file keys, by file id: unwrapping (in an HSM, say) is too slow for every request.
     file_keys: dict[int, FileKeys] = dataclasses.field(default_factory=dict)
+    # Parsed file specs by (file id, version): a version's spec never changes.
+    spec_cache: dict[tuple[int, int], Any] = dataclasses.field(default_factory=dict)
 
     @property
     def password_policy(self) -> PasswordPolicy:

@@ -51,8 +51,14 @@ def spec_problems_error(exc: SpecError) -> ValidationFailed:
     )
 
 
-def load_spec(row: PersonalDataFile) -> FileSpec:
-    return parse_spec(row.spec)
+def load_spec(hogo: Hogo, row: PersonalDataFile) -> FileSpec:
+    """The parsed spec of the row's current version, parsed once per process (a version never
+    changes once written)."""
+    key = (row.id, row.version)
+    spec = hogo.spec_cache.get(key)
+    if spec is None:
+        spec = hogo.spec_cache[key] = parse_spec(row.spec)
+    return spec
 
 
 def file_by_code(db: Session, code: str) -> PersonalDataFile:
@@ -113,7 +119,7 @@ def create_file(hogo: Hogo, actor: Principal, raw_spec: dict[str, Any], *, ctx: 
         stored = _stored_spec(spec)
         row = PersonalDataFile(
             code=spec.code, name=spec.name, kind=spec.kind.value, department_id=dept.id, responsible_id=resp.id,
-            version=1, confidentiality=spec.classification.confidentiality, integrity=spec.classification.integrity,
+            version=1, data_key_version=1, confidentiality=spec.classification.confidentiality, integrity=spec.classification.integrity,
             availability=spec.classification.availability, restrictions=sorted(r.value for r in spec.restrictions),
             spec=stored, created_at=now, created_by_id=actor.user_id, updated_at=now,
         )
@@ -152,7 +158,7 @@ def update_file(hogo: Hogo, actor: Principal, code: str, raw_spec: dict[str, Any
         raise spec_problems_error(exc) from None
     with hogo.unit_of_work() as db:
         row = file_by_code(db, code)
-        old = load_spec(row)
+        old = load_spec(hogo, row)
         _may_define(actor, old.department)
         if spec.department != old.department:
             _may_define(actor, spec.department)
@@ -233,12 +239,15 @@ def file_versions(hogo: Hogo, actor: Principal, code: str) -> list[dict[str, Any
 # ------------------------------------------------------------------------------------ keys
 
 
-def file_keys(hogo: Hogo, db: Session, file_id: int) -> FileKeys:
-    """The file's unwrapped keys, cached in this process until the file's key versions change."""
-    versions = frozenset(db.scalars(select(FileKey.version).where(FileKey.file_id == file_id,
-                                                                   FileKey.purpose == "data")))
+def file_keys(hogo: Hogo, db: Session, file_id: int, current_version: int | None = None) -> FileKeys:
+    """The file's unwrapped keys, cached in this process until a newer data key appears.
+
+    ``current_version`` (the file row's ``data_key_version``, when the caller has the row) saves
+    a query; key versions only ever grow."""
+    if current_version is None:
+        current_version = db.scalar(select(PersonalDataFile.data_key_version).where(PersonalDataFile.id == file_id))
     cached = hogo.file_keys.get(file_id)
-    if cached is not None and cached.versions == versions:
+    if cached is not None and cached.current_version == current_version:
         return cached
     rows = db.scalars(select(FileKey).where(FileKey.file_id == file_id)).all()
     keys = unwrap_file_keys(hogo.key_provider, file_id, [
@@ -255,12 +264,13 @@ def rotate_key(hogo: Hogo, actor: Principal, code: str, *, ctx: RequestContext,
     under the version it names, and running it again finishes the job)."""
     with hogo.unit_of_work() as db:
         row = file_by_code(db, code)
-        _may_define(actor, load_spec(row).department)
+        _may_define(actor, load_spec(hogo, row).department)
         now = hogo.clock.now()
         current = db.scalar(select(func.max(FileKey.version)).where(FileKey.file_id == row.id,
                                                                      FileKey.purpose == "data")) or 0
         new_version = current + 1
         _store_key(db, row.id, new_wrapped_key(hogo.key_provider, row.id, new_version, "data"), now)
+        row.data_key_version = new_version
         audit.record(
             db, now=now, event=Event.KEY_ROTATED, outcome=Outcome.SUCCESS, ctx=ctx, actor_id=actor.user_id,
             actor_name=actor.username, target=f"file:{row.code}",

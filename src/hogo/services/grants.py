@@ -129,7 +129,7 @@ def _create_grant(
         raise ValidationFailed("grant to a user or to a role (one of them)", field="user")
     with hogo.unit_of_work() as db:
         row = file_by_code(db, file_code)
-        spec = load_spec(row)
+        spec = load_spec(hogo, row)
         _may_manage(db, hogo, actor, row, spec)
         now = hogo.clock.now()
         acts = _clean_list(actions, "actions")
@@ -234,7 +234,7 @@ def revoke_grant(hogo: Hogo, actor: Principal, grant_id: str, *, ctx: RequestCon
             raise NotFound("no such grant", code="grant_not_found")
         row = db.get(PersonalDataFile, g.file_id)
         assert row is not None
-        _may_manage(db, hogo, actor, row, load_spec(row))
+        _may_manage(db, hogo, actor, row, load_spec(hogo, row))
         now = hogo.clock.now()
         if g.revoked_at is None:
             g.revoked_at = now
@@ -251,7 +251,7 @@ def revoke_grant(hogo: Hogo, actor: Principal, grant_id: str, *, ctx: RequestCon
 def list_grants(hogo: Hogo, actor: Principal, file_code: str, *, include_revoked: bool = False) -> list[GrantView]:
     with hogo.unit_of_work(readonly=True) as db:
         row = file_by_code(db, file_code)
-        spec = load_spec(row)
+        spec = load_spec(hogo, row)
         if not actor.can(Permission.FILE_READ):
             _may_manage(db, hogo, actor, row, spec)
         q = select(FileGrant).where(FileGrant.file_id == row.id)
@@ -301,7 +301,7 @@ def review(hogo: Hogo, actor: Principal, *, file_code: str | None = None, unused
         out: list[ReviewItem] = []
         for row in files:
             if not actor.can(Permission.FILE_READ):
-                _may_manage(db, hogo, actor, row, load_spec(row))
+                _may_manage(db, hogo, actor, row, load_spec(hogo, row))
             for g in db.scalars(select(FileGrant).where(FileGrant.file_id == row.id, FileGrant.revoked_at.is_(None))
                                 .order_by(FileGrant.granted_at)):
                 findings = []

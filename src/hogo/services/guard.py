@@ -77,10 +77,12 @@ class _FileRef:
     integrity: int
     availability: int
     restrictions: tuple[str, ...]
+    data_key_version: int
 
     @classmethod
     def of(cls, row: PersonalDataFile) -> _FileRef:
-        return cls(row.id, row.code, row.confidentiality, row.integrity, row.availability, tuple(row.restrictions))
+        return cls(row.id, row.code, row.confidentiality, row.integrity, row.availability, tuple(row.restrictions),
+                   row.data_key_version)
 
 
 @dataclasses.dataclass
@@ -116,7 +118,7 @@ def _open(hogo: Hogo, db: Session, principal: Principal, file_code: str, purpose
           ctx: RequestContext) -> _Context:
     principal.require_data_scope(_SCOPE.get(action, Permission.DATA_READ))
     row = file_by_code(db, file_code)
-    spec = load_spec(row)
+    spec = load_spec(hogo, row)
     index = GrantIndex(candidate_grants(db, row.id, principal))
     actor_ctx = dataclasses.replace(ctx, session_id=ctx.session_id or principal.session_id or principal.token_id)
     return _Context(_FileRef.of(row), spec, _requester(principal), index, principal, actor_ctx, _purpose(purpose))
@@ -252,7 +254,7 @@ def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str
             _record_access(db, hogo, c, event, Outcome.SUCCESS, records=[record_id], fields=fields, decision=d,
                            extra={"revealed": sorted(reveal_set)} if reveal_set else None)
             _touch_grants(db, hogo, d)
-            keys = file_keys(hogo, db, c.row.id)
+            keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
     if rec is None:
         raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
     # Committed: the access is on record. Only now is anything decrypted.
@@ -269,7 +271,7 @@ def find_records(hogo: Hogo, principal: Principal, file_code: str, where: Mappin
     with hogo.unit_of_work() as db:
         c = _open(hogo, db, principal, file_code, purpose, Action.READ, ctx)
         digests: list[tuple[str, bytes]] = []
-        keys = file_keys(hogo, db, c.row.id)
+        keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
         for name, raw in where.items():
             if name not in c.spec.field_names:
                 raise ValidationFailed(f"no field {name!r} in this file", field="where")
@@ -347,7 +349,7 @@ def create_record(hogo: Hogo, principal: Principal, file_code: str, values: Mapp
             raise _deny(hogo, c, Event.RECORD_CREATED, d, records=[rid], fields=clean.keys())
         if _record(db, c.row.id, rid) is not None:
             raise Conflict(f"record {rid!r} already exists in {c.row.code}", code="record_exists")
-        keys = file_keys(hogo, db, c.row.id)
+        keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
         now = hogo.clock.now()
         version, blob = keys.seal_record(rid, clean)
         rec = Record(file_id=c.row.id, record_id=rid, segment=segment, key_version=version, blob=blob, revision=1,
@@ -396,7 +398,7 @@ def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
         for f in c.spec.fields:
             if f.required and f.name in cleared:
                 raise _validation_error([(f.name, "is required")])
-        keys = file_keys(hogo, db, c.row.id)
+        keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
         current = keys.open_record(rec.record_id, rec.blob)  # in memory only, to re-seal the whole record
         merged = {k: v for k, v in current.items() if k not in cleared}
         merged.update(clean)
@@ -543,7 +545,7 @@ def import_records(
     batch_size = hogo.settings.import_batch_rows
     with hogo.unit_of_work(readonly=True) as db:
         c = _open(hogo, db, principal, file_code, purpose, Action.CREATE, ctx)
-        keys = file_keys(hogo, db, c.row.id)
+        keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
     data_columns = [h for h in header if h != id_column]
     unknown = [h for h in data_columns if h not in c.spec.field_names]
     if unknown:

@@ -188,6 +188,7 @@ class PersonalDataFile(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     responsible_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     version: Mapped[int] = mapped_column(Integer)
+    data_key_version: Mapped[int] = mapped_column(Integer)  # the current data key (records may lag)
     confidentiality: Mapped[int] = mapped_column(Integer)
     integrity: Mapped[int] = mapped_column(Integer)
     availability: Mapped[int] = mapped_column(Integer)

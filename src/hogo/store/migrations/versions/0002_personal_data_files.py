@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('department_id', sa.Integer(), nullable=False),
     sa.Column('responsible_id', sa.Integer(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('data_key_version', sa.Integer(), nullable=False),
     sa.Column('confidentiality', sa.Integer(), nullable=False),
     sa.Column('integrity', sa.Integer(), nullable=False),
     sa.Column('availability', sa.Integer(), nullable=False),
