@@ -113,6 +113,10 @@ def test_record_scope_by_segment_own_department_MN_6a(org: Org):
     with pytest.raises(Forbidden) as e:
         guard.read_record(hogo, tanaka, FILE, kyuyo.record_id, purpose=P1, ctx=CTX)
     assert e.value.code == "denied_record_out_of_scope"
+    # A record that does not exist looks the same to a scoped reader: no oracle for other departments' IDs.
+    with pytest.raises(Forbidden) as e:
+        guard.read_record(hogo, tanaka, FILE, "no-such-record", purpose=P1, ctx=CTX)
+    assert e.value.code == "denied_record_out_of_scope"
     with pytest.raises(Forbidden):
         guard.create_record(hogo, ito, FILE, {**ITO, "employee_no": "E3", "department": "SOMU"}, purpose=P1, ctx=CTX)
     found = guard.find_records(hogo, tanaka, FILE, {"my_number": MN}, purpose=P1, ctx=CTX)

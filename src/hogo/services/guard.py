@@ -236,11 +236,11 @@ def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str
         rec = _record(db, c.row.id, record_id)
         event = Event.RECORD_REVEALED if reveal_set else Event.RECORD_READ
         segment = rec.segment if rec else None
-        d = _decide(hogo, c, Action.READ, fields=None, segment=segment, segment_applies=rec is not None)
+        d = _decide(hogo, c, Action.READ, fields=None, segment=segment, segment_applies=True)
         if not d.allowed:
             raise _deny(hogo, c, event, d, records=[record_id], fields=reveal_set)
         if reveal_set:
-            d2 = _decide(hogo, c, Action.REVEAL, fields=reveal_set, segment=segment, segment_applies=rec is not None)
+            d2 = _decide(hogo, c, Action.REVEAL, fields=reveal_set, segment=segment, segment_applies=True)
             if not d2.allowed:
                 raise _deny(hogo, c, event, d2, records=[record_id], fields=reveal_set)
         if rec is None:
@@ -382,7 +382,7 @@ def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
             raise ValidationFailed("nothing to change", field="values")
         rec = _record(db, c.row.id, record_id)
         d = _decide(hogo, c, Action.UPDATE, fields=changed, segment=rec.segment if rec else None,
-                    segment_applies=rec is not None)
+                    segment_applies=True)
         if not d.allowed:
             raise _deny(hogo, c, Event.RECORD_UPDATED, d, records=[record_id], fields=changed)
         if rec is None:
@@ -427,7 +427,7 @@ def delete_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
         c = _open(hogo, db, principal, file_code, purpose, Action.DELETE, ctx)
         rec = _record(db, c.row.id, record_id)
         d = _decide(hogo, c, Action.DELETE, fields=(), segment=rec.segment if rec else None,
-                    segment_applies=rec is not None)
+                    segment_applies=True)
         if not d.allowed:
             raise _deny(hogo, c, Event.RECORD_DELETED, d, records=[record_id], fields=())
         if rec is None:
