@@ -6,10 +6,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from support import CTX, Instance, Org, bearer, make_org
 
 from hogo.domain.identifiers import my_number_check_digit
 from hogo.services import grants
+from support import CTX, Instance, Org, bearer, make_org
 
 FILE = "payroll-mynumber"
 P1 = "源泉徴収票作成事務"
@@ -53,7 +53,8 @@ def test_file_ledger_over_the_api_shows_marks_SEC_5_MN_3c(client, ready):
 def test_record_roundtrip_with_japanese_purpose_header_MN_6a(client, ready):
     h = {**bearer(ready["ito"]), **purpose()}
     r = client.post(f"/api/v1/files/{FILE}/records", headers=h, json={
-        "record_id": "E1", "values": {"employee_no": "E1", "name": "伊藤 翔", "my_number": mn(7), "department": "KYUYO"}})
+        "record_id": "E1",
+        "values": {"employee_no": "E1", "name": "伊藤 翔", "my_number": mn(7), "department": "KYUYO"}})
     assert r.status_code == 201, r.text
     assert r.json()["values"]["my_number"].startswith("********")
     r = client.get(f"/api/v1/files/{FILE}/records/E1", headers=h, params={"reveal": "my_number"})

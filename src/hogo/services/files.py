@@ -119,7 +119,8 @@ def create_file(hogo: Hogo, actor: Principal, raw_spec: dict[str, Any], *, ctx: 
         stored = _stored_spec(spec)
         row = PersonalDataFile(
             code=spec.code, name=spec.name, kind=spec.kind.value, department_id=dept.id, responsible_id=resp.id,
-            version=1, data_key_version=1, confidentiality=spec.classification.confidentiality, integrity=spec.classification.integrity,
+            version=1, data_key_version=1, confidentiality=spec.classification.confidentiality,
+            integrity=spec.classification.integrity,
             availability=spec.classification.availability, restrictions=sorted(r.value for r in spec.restrictions),
             spec=stored, created_at=now, created_by_id=actor.user_id, updated_at=now,
         )
