@@ -586,4 +586,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(WebDenied, _on_denied)
     _html_http_errors(app)
     app.include_router(router)
+    from hogo.web.data_routes import router as data_router  # imports this module: a late import
+
+    app.include_router(data_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
