@@ -24,7 +24,8 @@ from hogo.services import files, grants, guard
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
-PurposeHeader = Annotated[str | None, Header(alias="X-Hogo-Purpose", max_length=200,
+# Percent-encoded: a 200-character Japanese purpose takes up to 200 × 9 characters here.
+PurposeHeader = Annotated[str | None, Header(alias="X-Hogo-Purpose", max_length=2400,
                                              description="the business purpose of this access (利用目的)")]
 PurposeQuery = Annotated[str | None, Query(alias="purpose", max_length=200)]
 

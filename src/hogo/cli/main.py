@@ -47,6 +47,7 @@ from hogo.cli.client import (
     signed_in_client,
     usage_error,
 )
+from hogo.cli.data import file_app, grant_app, key_app, record_app
 from hogo.cli.output import (
     DASH,
     Output,
@@ -112,6 +113,10 @@ app.add_typer(token_app)
 app.add_typer(user_app)
 app.add_typer(dept_app)
 app.add_typer(audit_app)
+app.add_typer(file_app)
+app.add_typer(key_app)
+app.add_typer(grant_app)
+app.add_typer(record_app)
 
 
 def command(group: typer.Typer, name: str, **kw: Any) -> Callable[[F], F]:

@@ -43,6 +43,7 @@ from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
 
 _RECORDS: Table = Record.__table__  # type: ignore[assignment]
 _RECORD_INDEX: Table = RecordIndex.__table__  # type: ignore[assignment]
+REJECT_REASON_COLUMN = "hogo_reject_reason"
 RECORD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 GRANT_TOUCH_INTERVAL = dt.timedelta(hours=1)
 MAX_FIND_RESULTS = 1000
@@ -546,7 +547,8 @@ def import_records(
     with hogo.unit_of_work(readonly=True) as db:
         c = _open(hogo, db, principal, file_code, purpose, Action.CREATE, ctx)
         keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
-    data_columns = [h for h in header if h != id_column]
+    # The reason column the CLI adds to a rejects file is ignored, so a corrected rejects file imports as is.
+    data_columns = [h for h in header if h not in (id_column, REJECT_REASON_COLUMN)]
     unknown = [h for h in data_columns if h not in c.spec.field_names]
     if unknown:
         raise ValidationFailed(f"unknown column(s): {', '.join(unknown)} (map them with --map CSV=FIELD)",
