@@ -566,6 +566,10 @@ def import_records(
     seg_field = c.spec.segment_field
     segment_ok: dict[str | None, bool] = {}  # the decision per segment value, made once
     normalise_row = row_normaliser(c.spec, data_columns)
+    # All or nothing: one transaction for the whole import (holding this process's SQLite write lock).
+    atomic_lock = hogo.sqlite_write_lock if (atomic and hogo.settings.is_sqlite) else None
+    if atomic_lock is not None:
+        atomic_lock.acquire()
     session = hogo.sessionmaker() if atomic else None
     txn = session.begin() if session is not None else None
 
@@ -636,6 +640,8 @@ def import_records(
     finally:
         if session is not None:
             session.close()
+        if atomic_lock is not None:
+            atomic_lock.release()
     committed = not atomic or not rejected
     if atomic and rejected:
         with hogo.unit_of_work() as db:
