@@ -9,6 +9,13 @@
    uvicorn servers (one worker each, same options) on loopback ports, driven from a separate process
    (``wrk`` when installed, else ``bench/loadgen.py``) with a fixed concurrency for a fixed time,
    alternated A B A B.
+3. Bulk import of 100,000 payroll records (10 fields, a My Number) through the CLI against a real
+   server on SQLite, against a plain unencrypted csv.reader + executemany insert of the same CSV.
+4. Reading one record through the API (authenticated, purpose-checked, decrypted, recorded):
+   throughput against a bare endpoint returning the same JSON, and latency at a fixed 200 req/s
+   (open loop, no coordinated omission).
+5. The policy decision over 10,000 grants in process, against a dict lookup.
+(3–5 are in ``bench/bench_data.py``.)
 
 Prints a report and writes ``bench/results/latest.json``. Everything is bounded in time and runs on
 127.0.0.1 only; the instances live in a temporary directory that is removed afterwards.
@@ -22,23 +29,32 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import argon2
+import bench_data
 import httpx
+from common import (
+    BENCH_DIR,
+    Server,
+    affinity,
+    clean_env,
+    log,
+    run_loadgen,
+    run_wrk,
+    secret_of,
+    summary_ms,
+    version_of,
+)
 
 from hogo.bootstrap import build
 from hogo.clock import FakeClock
@@ -47,56 +63,10 @@ from hogo.crypto import totp
 from hogo.services import auth, instance
 from hogo.services.audit import RequestContext
 
-BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 ADMIN = "admin"
 ADMIN_PASSWORD = "Bench-Kanri-Sekinin-2026!"
 CTX = RequestContext(client_addr="127.0.0.1", user_agent="hogo-bench")
-
-
-# ----------------------------------------------------------------------------------- helpers
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary_ms(samples_s: list[float]) -> dict[str, float]:
-    ms = [s * 1000 for s in samples_s]
-    return {
-        "n": len(ms),
-        "p50": round(percentile(ms, 50), 2),
-        "p95": round(percentile(ms, 95), 2),
-        "mean": round(statistics.fmean(ms), 2),
-        "min": round(min(ms), 2),
-        "max": round(max(ms), 2),
-    }
-
-
-def secret_of(uri: str) -> str:
-    return urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["secret"][0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def version_of(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------- login
@@ -153,104 +123,6 @@ def bench_login(n: int, warmup: int) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------------- http
 
-
-class Server:
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path,
-                 pin: Callable[[], None] | None) -> None:
-        self.name = name
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        cmd = [sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(self.port),
-               "--workers", "1", "--log-level", "warning", "--no-access-log"]
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=pin)  # only sets the CPU affinity
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} server exited ({self.proc.returncode}):\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base + "/api/v1/health", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} server did not start in {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOGO_")}
-    env.update(extra)
-    return env
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def _wrk_ms(value: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
-    if not m:
-        raise ValueError(f"unparsable wrk latency {value!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def run_wrk(url: str, token: str, concurrency: int, duration: float, pin: Callable[[], None] | None
-            ) -> dict[str, Any]:
-    cmd = ["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{max(1, round(duration))}s", "--latency",
-           "--timeout", "10s", "-H", f"Authorization: Bearer {token}", url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True,
-                         preexec_fn=pin).stdout
-    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if found is None:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    rps = float(found.group(1))
-    total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    lat = dict(re.findall(r"^\s*(50|75|90|99)%\s+(\S+)\s*$", out, flags=re.M))
-    return {
-        "requests": int(total.group(1)) if total else None,
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-        "errors": sum(int(x) for x in sock.groups()) if sock else 0,
-        "rps": rps,
-        "latency_ms": {f"p{k}": round(_wrk_ms(v), 3) for k, v in lat.items()},
-    }
-
-
-def run_loadgen(url: str, token: str, concurrency: int, duration: float, pin: Callable[[], None] | None
-                ) -> dict[str, Any]:
-    cmd = [sys.executable, str(BENCH_DIR / "loadgen.py"), url, "-c", str(concurrency), "-d", str(duration),
-           "-H", f"Authorization: Bearer {token}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True,
-                         preexec_fn=pin).stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
-def _affinity(cpus: set[int]) -> Callable[[], None] | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-
-    def pin() -> None:
-        os.sched_setaffinity(0, cpus)
-
-    return pin
-
-
 @contextlib.contextmanager
 def servers(tmp: Path, pin_server: Callable[[], None] | None) -> Iterator[tuple[Server, Server, str, Any]]:
     data = tmp / "data"
@@ -261,7 +133,7 @@ def servers(tmp: Path, pin_server: Callable[[], None] | None) -> Iterator[tuple[
     started: list[Server] = []
     try:
         hogo_srv = Server("hogo", ["--factory", "hogo.api.app:app_from_environment"],
-                          _clean_env(HOGO_DATA_DIR=str(data)), tmp / "hogo.log", pin_server)
+                          clean_env(HOGO_DATA_DIR=str(data)), tmp / "hogo.log", pin_server)
         started.append(hogo_srv)
         hogo_srv.wait_ready()
         code = totp.current_code(secret, dt.datetime.now(dt.UTC))
@@ -274,7 +146,7 @@ def servers(tmp: Path, pin_server: Callable[[], None] | None) -> Iterator[tuple[
         body = tmp / "whoami.json"
         body.write_text(me.text, encoding="utf-8")
         bare_srv = Server("bare", ["--app-dir", str(BENCH_DIR), "bare_app:app"],
-                          _clean_env(HOGO_BENCH_WHOAMI_JSON=str(body)), tmp / "bare.log", pin_server)
+                          clean_env(HOGO_BENCH_WHOAMI_JSON=str(body)), tmp / "bare.log", pin_server)
         started.append(bare_srv)
         bare_srv.wait_ready()
         bare_body = httpx.get(bare_srv.base + "/api/v1/auth/whoami").json()
@@ -290,8 +162,8 @@ def bench_http(concurrency: int, duration: float, rounds: int, warmup: float, us
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     pinned = pin and ncpu >= 2
     cpus = sorted(os.sched_getaffinity(0)) if pinned else []
-    pin_server = _affinity({cpus[0]}) if pinned else None
-    pin_load = _affinity(set(cpus[1:])) if pinned else None
+    pin_server = affinity({cpus[0]}) if pinned else None
+    pin_load = affinity(set(cpus[1:])) if pinned else None
     wrk = shutil.which("wrk") if use_wrk else None
     drive = run_wrk if wrk else run_loadgen
     generator = "wrk" if wrk else "bench/loadgen.py (asyncio keep-alive client)"
@@ -393,7 +265,10 @@ def print_report(res: dict[str, Any]) -> None:
         m = ht["rps_mean"]
         print(f"   mean: hogo {m['hogo']:.1f} req/s, bare {m['bare']:.1f} req/s, "
               f"hogo/bare = {ht['ratio_hogo_over_bare']:.3f}")
-    print(f"\nwritten to {res['written_to']}")
+    bench_data.print_data_report(res)
+    if "elapsed_s" in res:
+        print(f"\n{res['elapsed_s']:.0f} s in all")
+    print(f"written to {res['written_to']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,15 +283,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-pin", action="store_true", help="do not pin servers and load to separate CPUs")
     p.add_argument("--skip-login", action="store_true")
     p.add_argument("--skip-http", action="store_true")
-    p.add_argument("--quick", action="store_true", help="a smoke run: 5 logins, 2 s × 1 round")
+    p.add_argument("--skip-data", action="store_true", help="skip the import and record-read benchmarks")
+    p.add_argument("--skip-policy", action="store_true")
+    p.add_argument("--import-rows", type=int, default=100_000, help="rows to import (default 100,000)")
+    p.add_argument("--plain-rounds", type=int, default=3, help="runs of the plain insert baseline (median)")
+    p.add_argument("--rate", type=float, default=200.0, help="fixed request rate for the read latency (req/s)")
+    p.add_argument("--rate-duration", type=float, default=20.0, help="seconds at the fixed rate per server")
+    p.add_argument("--http-import", action="store_true",
+                   help="import through POST …/records/import instead of 'hogo record import'")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run: 5 logins, 2 s × 1 round, 10,000 rows, 5 s at the fixed rate")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     args = p.parse_args(argv)
     if args.quick:
         args.logins, args.duration, args.rounds, args.warmup = 5, 2.0, 1, 1.0
+        args.import_rows, args.plain_rounds, args.rate_duration = 10_000, 1, 5.0
     if not (1 <= args.logins <= 500 and 0 < args.duration <= 60 and 1 <= args.rounds <= 5
-            and 1 <= args.concurrency <= 256):
-        p.error("out of bounds: logins 1–500, duration (0, 60], rounds 1–5, concurrency 1–256")
+            and 1 <= args.concurrency <= 256 and 1_000 <= args.import_rows <= 1_000_000
+            and 1 <= args.plain_rounds <= 9 and 0 < args.rate <= 5000 and 0 < args.rate_duration <= 120):
+        p.error("out of bounds: logins 1–500, duration (0, 60], rounds 1–5, concurrency 1–256, import rows "
+                "1,000–1,000,000, plain rounds 1–9, rate (0, 5000], rate duration (0, 120]")
 
+    started = time.monotonic()
     result: dict[str, Any] = {"environment": environment()}
     if not args.skip_login:
         log(f"login: {args.logins} logins with production Argon2 …")
@@ -425,6 +313,16 @@ def main(argv: list[str] | None = None) -> int:
         log("http: starting hogo and the bare baseline …")
         result["http"] = bench_http(args.concurrency, args.duration, args.rounds, args.warmup,
                                     use_wrk=not args.no_wrk, pin=not args.no_pin)
+    if not args.skip_data:
+        result.update(bench_data.bench_data(bench_data.DataOptions(
+            rows=args.import_rows, plain_rounds=args.plain_rounds, concurrency=args.concurrency,
+            duration=args.duration, rounds=args.rounds, warmup=args.warmup, rate=args.rate,
+            rate_duration=args.rate_duration, use_wrk=not args.no_wrk, pin=not args.no_pin,
+            http_import=args.http_import)))
+    if not args.skip_policy:
+        log("policy: decide() over 10,000 grants …")
+        result["policy"] = bench_data.bench_policy()
+    result["elapsed_s"] = round(time.monotonic() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result["written_to"] = str(args.out)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -103,3 +103,75 @@ def _start_once(data_dir: Path, *, env: dict[str, str] | None, timeout: float) -
 
 def secret_of(uri: str) -> str:
     return urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["secret"][0]
+
+
+# ------------------------------------------------- personal-data files on a live server (issue 3)
+
+import datetime as dt  # noqa: E402 - appended section
+from collections.abc import Mapping, Sequence  # noqa: E402
+from typing import Any  # noqa: E402
+
+
+@dataclasses.dataclass
+class LiveOrg:
+    """An instance prepared by ``prepare_org``: ``support.make_org``'s organisation (KYUYO, JINJI,
+    KANSA; pm.takahashi, clerk.ito, clerk.tanaka, auditor.watanabe) and its payroll My Number file."""
+
+    data_dir: Path
+    database_url: str | None
+    secrets: dict[str, str]  # TOTP secrets by user name
+    password: str  # every non-admin user's password
+
+    def build(self) -> Any:
+        """An in-process ``Hogo`` on the same database and keys (close it after use)."""
+        from hogo.bootstrap import build
+
+        return build(load_settings(self.data_dir, **({"database_url": self.database_url} if self.database_url
+                                                     else {})))
+
+
+def prepare_org(data_dir: Path, *, database_url: str | None = None,
+                grants: Sequence[Mapping[str, Any]] = ()) -> LiveOrg:
+    """Initialise ``data_dir`` and set up ``support.make_org`` in process, on a clock half an hour
+    behind, so that every TOTP code used here lies in the past when the users sign in to the live
+    server with real codes (``sign_in_api``). ``grants``: keyword arguments of
+    ``hogo.services.grants.create_grant`` (``user``, ``actions``, ``purposes``, …), made by the
+    file's protection manager."""
+    from hogo.bootstrap import build
+    from hogo.clock import FakeClock
+    from hogo.services import grants as grant_service
+    from support import ADMIN, ADMIN_PASSWORD, CTX, USER_PASSWORD, Instance, make_org
+
+    res = init_data_dir(data_dir, admin=ADMIN, admin_password=ADMIN_PASSWORD, database_url=database_url)
+    assert res.otpauth_uri is not None
+    clock = FakeClock(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30))
+    hogo = build(load_settings(data_dir, **({"database_url": database_url} if database_url else {})), clock=clock)
+    try:
+        inst = Instance(hogo, clock, ADMIN, ADMIN_PASSWORD, secret_of(res.otpauth_uri), res.recovery_codes)
+        org = make_org(inst)
+        for g in grants:
+            grant_service.create_grant(hogo, org.p("pm.takahashi"), "payroll-mynumber", ctx=CTX, **g)
+    finally:
+        hogo.close()
+    assert clock.now() < dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    return LiveOrg(data_dir, database_url, dict(org.secrets), USER_PASSWORD)
+
+
+def sign_in_api(url: str, username: str, password: str, totp_secret: str) -> str:
+    """Sign in through the live server's API with the TOTP code of now; the Bearer token. (A code
+    is single use: sign each user in once per 30-second step.)"""
+    from hogo.crypto import totp
+
+    code = totp.current_code(totp_secret, dt.datetime.now(dt.UTC))
+    r = httpx.post(url + "/api/v1/auth/login", json={"username": username, "password": password, "totp": code},
+                   timeout=30)
+    assert r.status_code == 200, r.text
+    token: str = r.json()["token"]
+    return token
+
+
+def kill_server(server: LiveServer) -> None:
+    """SIGKILL: no shutdown handlers, no checkpoint, no flush; as a power cut is to the process."""
+    if server.proc.poll() is None:
+        server.proc.kill()
+    server.proc.wait(timeout=30)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +25,13 @@ from hogo.store.models import User
 
 
 @dataclasses.dataclass
+class _Grouped:
+    work: Callable[[Session], None]
+    done: bool = False
+    error: BaseException | None = None
+
+
+@dataclasses.dataclass
 class Hogo:
     settings: Settings
     engine: Engine
@@ -38,6 +46,11 @@ class Hogo:
     # Parsed file specs by (file id, version): a version's spec never changes.
     spec_cache: dict[tuple[int, int], Any] = dataclasses.field(default_factory=dict)
     sqlite_write_lock: threading.RLock = dataclasses.field(default_factory=threading.RLock)
+    # When this process last noted each grant's use (the database is written at most hourly per grant).
+    grant_touches: dict[str, dt.datetime] = dataclasses.field(default_factory=dict)
+    _group_leader: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _group_guard: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _group_queue: list[_Grouped] = dataclasses.field(default_factory=list)
 
     @property
     def password_policy(self) -> PasswordPolicy:
@@ -66,6 +79,32 @@ class Hogo:
             session.close()
             if lock is not None:
                 lock.release()
+
+    def write_together(self, work: Callable[[Session], None]) -> None:
+        """Run ``work`` in a write transaction that has committed (durably) when this returns.
+
+        Callers arriving while another group commits share the next transaction: one commit, one
+        fsync, for all of them (group commit). If it fails, it fails for every caller of the group
+        (closed): nobody is told their access was recorded unless it was."""
+        item = _Grouped(work)
+        with self._group_guard:
+            self._group_queue.append(item)
+        with self._group_leader:  # one group at a time; whoever gets here first takes everyone queued
+            if not item.done:
+                with self._group_guard:
+                    group, self._group_queue = self._group_queue, []
+                try:
+                    with self.unit_of_work() as db:
+                        for g in group:
+                            g.work(db)
+                except BaseException as exc:
+                    for g in group:
+                        g.error = exc
+                finally:
+                    for g in group:
+                        g.done = True
+        if item.error is not None:
+            raise item.error
 
     def close(self) -> None:
         self.engine.dispose()

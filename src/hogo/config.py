@@ -66,7 +66,7 @@ class Settings:
     pkcs11_token_label: str = ""
     pkcs11_key_label: str = "hogo-kek"
     # Bulk import: rows per transaction in the default (non-atomic) mode.
-    import_batch_rows: int = 2000
+    import_batch_rows: int = 5000
     import_max_bytes: int = 512 * 1024 * 1024
 
     def __post_init__(self) -> None:

@@ -391,6 +391,7 @@ def test_only_the_departments_protection_manager_defines_its_files(org: Org):
 def test_a_corrected_rejects_file_imports_as_is(org: Org):
     grant(org)
     hogo, ito = org.inst.hogo, org.p("clerk.ito")
-    csv = "record_id,employee_no,name,my_number,department,hogo_reject_reason\nR2,E2,b,123456789018,KYUYO,my_number: …\n"
+    csv = ("record_id,employee_no,name,my_number,department,hogo_reject_reason\n"
+           "R2,E2,b,123456789018,KYUYO,my_number: …\n")
     rep = guard.import_records(hogo, ito, FILE, io.BytesIO(csv.encode()), purpose=P1, ctx=CTX)
     assert rep.imported == 1 and not rep.rejected

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import LargeBinary, Table
 from sqlalchemy.orm import Session
 
 
@@ -24,7 +24,10 @@ def insert_many(db: Session, table: Table, columns: Sequence[str], rows: Sequenc
     for name, value in constants.items():
         proc = table.c[name].type._cached_bind_processor(dialect)
         bound_constants.append(proc(value) if proc else value)
-    procs = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+    # Binary values go to the driver as bytes (sqlite3 and psycopg take them as they are): no
+    # per-value wrapping in the dialect's Binary.
+    procs = [None if isinstance(table.c[name].type, LargeBinary) else table.c[name].type._cached_bind_processor(dialect)
+             for name in columns]
     if any(procs):
         rows = [tuple(p(v) if p else v for p, v in zip(procs, row, strict=True)) for row in rows]
     names = [*columns, *constants]

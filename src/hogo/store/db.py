@@ -30,6 +30,7 @@ def make_engine(url: str, **kw: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA cache_size=-32768")
             cur.close()
 
         @event.listens_for(engine, "begin")
