@@ -302,6 +302,9 @@ def test_record_get_masks_the_my_number_unless_revealed_and_find_uses_it(org: Da
     human = cli("record", "find", FILE, "--where", f"my_number={MN3}", "--purpose", P1, as_=ITO)
     assert human.exit_code == 0 and "E0003" in human.stdout and MN3 not in human.stdout
     assert cli.json("record", "find", FILE, "--where", f"my_number={MN4}", "--purpose", P1, as_=ITO) == []
+    # FIELD=- reads the value from standard input: the My Number stays out of argv and shell history.
+    piped = cli.json("record", "find", FILE, "--where", "my_number=-", "--purpose", P1, as_=ITO, input=MN1 + "\n")
+    assert [x["record_id"] for x in piped] == ["E0001"]
     r = cli("record", "find", FILE, "--where", "name=髙橋 一郎", "--purpose", P1, as_=ITO)
     assert r.exit_code == 7 and "not indexed" in r.stderr
     assert cli("record", "find", FILE, "--where", "my_number", "--purpose", P1, as_=ITO).exit_code == 2

@@ -29,7 +29,8 @@ def test_the_shipped_example_spec_parses_with_its_ledger_items_MN_3c():
         ({"kind": "personal_information"}, "kind"),  # has a my_number field
         ({"administrative_task": None}, "administrative_task"),
         ({"purposes": []}, "purposes"),
-        ({"classification": {"confidentiality": 2, "integrity": 1, "availability": 1}}, "classification.confidentiality"),
+        ({"classification": {"confidentiality": 2, "integrity": 1, "availability": 1}},
+         "classification.confidentiality"),
         ({"restrictions": ["no_copy", "no_photos"]}, "restrictions[1]"),
         ({"retention_days": 10, "retention_years": 1}, "retention_days"),
         ({"subject_field": "nope"}, "subject_field"),

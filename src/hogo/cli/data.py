@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import csv
+import getpass
 import os
 import re
 import sys
@@ -239,13 +240,22 @@ def _grant_rows(g: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _pairs(items: Sequence[str], option: str, *, allow_empty_value: bool) -> dict[str, str]:
-    """``FIELD=VALUE`` options; the value is never repeated in an error (it may be a My Number)."""
+    """``FIELD=VALUE`` options; the value is never repeated in an error (it may be a My Number).
+
+    ``FIELD=-`` reads the value from standard input (a hidden prompt at a terminal), so a My Number
+    need not appear in the process list or the shell history."""
     out: dict[str, str] = {}
+    stdin_used = False
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise usage_error(f"{option} takes FIELD=VALUE (a field name, '=', then the value)")
+        if value == "-":
+            if stdin_used:
+                raise usage_error(f"only one {option} FIELD=- may read standard input")
+            stdin_used = True
+            value = (getpass.getpass(f"{key}: ") if sys.stdin.isatty() else sys.stdin.readline()).rstrip("\r\n")
         if not allow_empty_value and not value.strip():
             raise usage_error(f"{option} {key}=: the value is empty")
         if key in out:
