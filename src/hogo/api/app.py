@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +19,7 @@ from hogo.api.routes import router as api_router
 from hogo.bootstrap import Hogo, build, check_ready_to_serve
 from hogo.config import load_settings
 from hogo.errors import HogoError
+from hogo.store.db import BackgroundCheckpointer
 from hogo.web.routes import install as install_web
 
 log = logging.getLogger("hogo.api")
@@ -115,8 +118,23 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(hogo: Hogo) -> FastAPI:
+def create_app(hogo: Hogo, *, background_checkpoints: bool = False) -> FastAPI:
+    """``background_checkpoints`` (servers on SQLite): WAL checkpoints from a thread, not in requests."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        checkpointer = None
+        if background_checkpoints and hogo.settings.is_sqlite:
+            checkpointer = BackgroundCheckpointer(hogo.engine)
+            checkpointer.start()
+        try:
+            yield
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="hogo",
         version=__version__,
         summary="Personal data kept inside, safety management measures (安全管理措置) enforced.",
@@ -169,4 +187,4 @@ def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory hogo.api.app:app_from_environment`` (reads $HOGO_DATA_DIR)."""
     hogo = build(load_settings())
     check_ready_to_serve(hogo)
-    return create_app(hogo)
+    return create_app(hogo, background_checkpoints=True)

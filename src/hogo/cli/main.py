@@ -401,7 +401,7 @@ def serve(
     out.emit({"url": url, "data_dir": str(settings.data_dir)},
              lambda c: out.say(f"hogo is serving {url} (data: {settings.data_dir}); Ctrl+C stops it"))
     try:
-        uvicorn.run(create_app(hogo), host=host, port=port, proxy_headers=False)
+        uvicorn.run(create_app(hogo, background_checkpoints=True), host=host, port=port, proxy_headers=False)
     finally:
         hogo.close()
 

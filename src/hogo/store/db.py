@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,43 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision() -> str | None:
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     return script.get_current_head()
+
+
+class BackgroundCheckpointer:
+    """SQLite: move WAL checkpoints off the request path.
+
+    By default the connection whose commit crosses the WAL's size threshold copies the WAL into the
+    database there and then, and that request waits. A server instead turns automatic checkpoints
+    off on its connections and checkpoints from this thread (PASSIVE: it never blocks writers)."""
+
+    def __init__(self, engine: Engine, *, interval_s: float = 0.5) -> None:
+        self.engine = engine
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        @event.listens_for(self.engine, "connect")
+        def _no_auto_checkpoint(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA wal_autocheckpoint=0")
+            cur.close()
+
+        self.engine.dispose()  # pooled connections made before keep their setting: start afresh
+        self._thread = threading.Thread(target=self._run, name="hogo-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:  # noqa: S112 - a failed checkpoint is retried next time; data is safe in the WAL
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
