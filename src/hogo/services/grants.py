@@ -51,28 +51,26 @@ class GrantView:
     last_used_at: dt.datetime | None
 
 
-def to_policy_grant(g: FileGrant, dept_codes: dict[int, str]) -> Grant:
-    return Grant(
-        id=g.id, file_id=g.file_id, actions=frozenset(Action(a) for a in g.actions),
-        purposes=frozenset(g.purposes), fields=None if g.fields is None else frozenset(g.fields),
-        segments=None if g.segments is None else frozenset(g.segments), user_id=g.user_id,
-        role=Role(g.role) if g.role else None,
-        role_department=dept_codes.get(g.role_department_id) if g.role_department_id else None,
-        valid_from=g.valid_from, valid_until=g.valid_until,
-    )
-
-
 def candidate_grants(db: Session, file_id: int, principal: Principal) -> list[Grant]:
-    """The live (unrevoked) grants that could apply to this requester: by user or by one of its roles."""
+    """The live (unrevoked) grants that could apply to this requester: by user or by one of its roles.
+    One Core statement (this is on every record access)."""
     roles = sorted({g.role.value for g in principal.roles})
     cond = FileGrant.user_id == principal.user_id
     if roles:
         cond = cond | FileGrant.role.in_(roles)
-    rows = db.scalars(select(FileGrant).where(FileGrant.file_id == file_id, FileGrant.revoked_at.is_(None), cond)).all()
-    dept_ids = {g.role_department_id for g in rows if g.role_department_id}
-    codes = dict(db.execute(select(Department.id, Department.code).where(Department.id.in_(dept_ids))).all()) \
-        if dept_ids else {}
-    return [to_policy_grant(g, codes) for g in rows]
+    rows = db.execute(
+        select(FileGrant.id, FileGrant.actions, FileGrant.purposes, FileGrant.fields, FileGrant.segments,
+               FileGrant.user_id, FileGrant.role, Department.code, FileGrant.valid_from, FileGrant.valid_until)
+        .outerjoin(Department, Department.id == FileGrant.role_department_id)
+        .where(FileGrant.file_id == file_id, FileGrant.revoked_at.is_(None), cond)
+    ).all()
+    return [
+        Grant(id=gid, file_id=file_id, actions=frozenset(Action(a) for a in actions), purposes=frozenset(purposes),
+              fields=None if fields is None else frozenset(fields),
+              segments=None if segments is None else frozenset(segments), user_id=user_id,
+              role=Role(role) if role else None, role_department=dept, valid_from=vf, valid_until=vu)
+        for gid, actions, purposes, fields, segments, user_id, role, dept, vf, vu in rows
+    ]
 
 
 def _may_manage(db: Session, hogo: Hogo, actor: Principal, row: PersonalDataFile, spec: FileSpec) -> None:

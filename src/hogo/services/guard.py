@@ -81,10 +81,6 @@ class _FileRef:
     restrictions: tuple[str, ...]
     data_key_version: int
 
-    @classmethod
-    def of(cls, row: PersonalDataFile) -> _FileRef:
-        return cls(row.id, row.code, row.confidentiality, row.integrity, row.availability, tuple(row.restrictions),
-                   row.data_key_version)
 
 
 @dataclasses.dataclass
@@ -119,11 +115,26 @@ def _purpose(purpose: str | None) -> str:
 def _open(hogo: Hogo, db: Session, principal: Principal, file_code: str, purpose: str | None, action: Action,
           ctx: RequestContext) -> _Context:
     principal.require_data_scope(_SCOPE.get(action, Permission.DATA_READ))
-    row = file_by_code(db, file_code)
-    spec = load_spec(hogo, row)
-    index = GrantIndex(candidate_grants(db, row.id, principal))
+    ref, version = _file_ref(db, file_code)
+    spec = hogo.spec_cache.get((ref.id, version))
+    if spec is None:
+        spec = load_spec(hogo, file_by_code(db, file_code))
+    index = GrantIndex(candidate_grants(db, ref.id, principal))
     actor_ctx = dataclasses.replace(ctx, session_id=ctx.session_id or principal.session_id or principal.token_id)
-    return _Context(_FileRef.of(row), spec, _requester(principal), index, principal, actor_ctx, _purpose(purpose))
+    return _Context(ref, spec, _requester(principal), index, principal, actor_ctx, _purpose(purpose))
+
+
+def _file_ref(db: Session, code: str) -> tuple[_FileRef, int]:
+    """The file's row without its spec (Core: this is on every record access), and its version."""
+    f = PersonalDataFile
+    row = db.execute(
+        select(f.id, f.code, f.confidentiality, f.integrity, f.availability, f.restrictions, f.data_key_version,
+               f.version).where(f.code == code.strip().lower())
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no personal-data file {code!r}", code="file_not_found")
+    fid, fcode, conf, integ, avail, restr, dkv, version = row
+    return _FileRef(fid, fcode, conf, integ, avail, tuple(restr), dkv), version
 
 
 def _decide(hogo: Hogo, c: _Context, action: Action, *, fields: Iterable[str] | None, segment: str | None,
@@ -207,7 +218,7 @@ def _touch_grants(db: Session, hogo: Hogo, decision: Decision) -> None:
         touched[g] = now
 
 
-def _present(c: _Context, keys: FileKeys, rec: Record, fields: Sequence[str], reveal: frozenset[str]) -> RecordView:
+def _present(c: _Context, keys: FileKeys, rec: Any, fields: Sequence[str], reveal: frozenset[str]) -> RecordView:
     values = keys.open_record(rec.record_id, rec.blob, fields=fields)
     masked = []
     for name in list(values):
@@ -222,6 +233,15 @@ def _present(c: _Context, keys: FileKeys, rec: Record, fields: Sequence[str], re
         updated_at=rec.updated_at, classification=f"C{c.row.confidentiality}-I{c.row.integrity}-A{c.row.availability}",
         restrictions=tuple(c.row.restrictions),
     )
+
+
+def _record_for_read(db: Session, file_id: int, record_id: str) -> Any:
+    """The stored record as a row (Core: reads do not need the ORM's change tracking)."""
+    r = Record
+    return db.execute(
+        select(r.record_id, r.segment, r.blob, r.revision, r.created_at, r.updated_at)
+        .where(r.file_id == file_id, r.record_id == record_id)
+    ).one_or_none()
 
 
 def _record(db: Session, file_id: int, record_id: str) -> Record | None:
@@ -244,7 +264,7 @@ def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str
                 raise ValidationFailed(f"no field {name!r} in this file", field="reveal")
             if not c.spec.field(name).is_identification_code:
                 raise ValidationFailed(f"field {name!r} is not masked; there is nothing to reveal", field="reveal")
-        rec = _record(db, c.row.id, record_id)
+        rec = _record_for_read(db, c.row.id, record_id)
         event = Event.RECORD_REVEALED if reveal_set else Event.RECORD_READ
         segment = rec.segment if rec else None
         d = _decide(hogo, c, Action.READ, fields=None, segment=segment, segment_applies=True)
