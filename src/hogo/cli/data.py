@@ -14,7 +14,6 @@ Registered in ``hogo.cli.main`` (``app.add_typer``); the exit codes are those of
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import csv
 import getpass
 import os
@@ -32,7 +31,6 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.text import Text
-from typer.core import TyperCommand
 
 from hogo.cli.client import (
     EXIT_ERROR,
@@ -43,9 +41,9 @@ from hogo.cli.client import (
     signed_in_client,
     usage_error,
 )
-from hogo.cli.output import DASH, Output, fmt, fmt_time, kv_table, report_error, table
+from hogo.cli.command import CURRENT_CONTEXT, URL_KEY, HogoCommand, command_group
+from hogo.cli.output import DASH, Output, fmt, fmt_time, kv_table, table
 
-URL_KEY = "hogo.url"  # where the root callback in hogo.cli.main keeps the global --url
 PURPOSE_HEADER = "X-Hogo-Purpose"
 PURPOSE_OPTIONS = {"purpose": "--purpose", "header": "--purpose"}
 IMPORT_TIMEOUT = httpx.Timeout(1800.0, connect=30.0)  # a large CSV is encrypted and indexed row by row
@@ -54,43 +52,20 @@ REJECT_REASON_COLUMN = "hogo_reject_reason"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_CONTEXT: contextvars.ContextVar[Any] = contextvars.ContextVar("hogo_cli_data_context", default=None)
-
-
-class DataCommand(TyperCommand):
-    """Reports a CliError in the command's mode (``--json`` or not) and exits with its code."""
-
-    def invoke(self, ctx: Any) -> Any:
-        reset = _CONTEXT.set(ctx)
-        try:
-            return super().invoke(ctx)
-        except CliError as exc:
-            err = exc
-        finally:
-            _CONTEXT.reset(reset)
-        report_error(err, json_mode=bool(ctx.params.get("json_out")))
-        raise typer.Exit(err.exit_code)
-
-
-def _typer(name: str, help_text: str) -> typer.Typer:
-    return typer.Typer(name=name, help=help_text, no_args_is_help=True, rich_markup_mode="rich",
-                       pretty_exceptions_show_locals=False)
-
-
-file_app = _typer("file", "Personal-data files (個人情報ファイル): define them, and show their ledger (MN-3c).")
-key_app = _typer("key", "The data keys of a file (SEC-133).")
-grant_app = _typer("grant", "Grants on files (アクセス権限): who may do what, for which purpose, until when.")
-record_app = _typer("record", "Records of a file; every access declares its purpose (--purpose, SEC-45).")
+file_app = command_group("file", "Personal-data files (個人情報ファイル): define them, and show their ledger (MN-3c).")
+key_app = command_group("key", "The data keys of a file (SEC-133).")
+grant_app = command_group("grant", "Grants on files (アクセス権限): who may do what, for which purpose, until when.")
+record_app = command_group("record", "Records of a file; every access declares its purpose (--purpose, SEC-45).")
 
 
 def command(group: typer.Typer, name: str, **kw: Any) -> Callable[[F], F]:
-    return group.command(name, cls=DataCommand, **kw)
+    return group.command(name, cls=HogoCommand, **kw)
 
 
 @contextlib.contextmanager
 def api() -> Iterator[ApiClient]:
     """A client for the chosen server (global ``--url``, ``$HOGO_URL`` or the stored sign-in)."""
-    ctx = _CONTEXT.get()
+    ctx = CURRENT_CONTEXT.get()
     url = ctx.meta.get(URL_KEY) if ctx is not None else None
     client = signed_in_client(str(url) if url else None)
     try:

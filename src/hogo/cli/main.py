@@ -18,7 +18,6 @@ terminal, or from a hidden prompt; they are never echoed, stored or logged.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +25,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from typer.core import TyperCommand
 
 from hogo import __version__
 from hogo.cli.client import (
@@ -38,7 +36,6 @@ from hogo.cli.client import (
     CliError,
     Credentials,
     delete_credentials,
-    from_hogo_error,
     is_cleartext_remote,
     load_credentials,
     path,
@@ -47,6 +44,7 @@ from hogo.cli.client import (
     signed_in_client,
     usage_error,
 )
+from hogo.cli.command import CURRENT_CONTEXT, URL_KEY, HogoCommand, command_group
 from hogo.cli.data import file_app, grant_app, key_app, record_app
 from hogo.cli.output import (
     DASH,
@@ -54,44 +52,17 @@ from hogo.cli.output import (
     fmt_bool,
     fmt_time,
     kv_table,
-    report_error,
     stdin_is_tty,
     stdout_is_tty,
     table,
 )
 from hogo.errors import HogoError
 
-URL_KEY = "hogo.url"
 PASSPHRASE_ENV = "HOGO_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a passphrase
 
 EPILOG = "Exit codes:\n\n" + "\n".join(f"  {code}  {what}" for code, what in EXIT_CODES.items())
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-_CONTEXT: contextvars.ContextVar[Any] = contextvars.ContextVar("hogo_cli_context", default=None)
-
-
-class HogoCommand(TyperCommand):
-    """Reports a CliError (or a local HogoError) in the command's mode and exits with its code."""
-
-    def invoke(self, ctx: Any) -> Any:
-        reset = _CONTEXT.set(ctx)
-        try:
-            return super().invoke(ctx)
-        except CliError as exc:
-            err = exc
-        except HogoError as exc:
-            err = from_hogo_error(exc)
-        finally:
-            _CONTEXT.reset(reset)
-        report_error(err, json_mode=bool(ctx.params.get("json_out")))
-        raise typer.Exit(err.exit_code)
-
-
-def _typer(name: str, help_text: str) -> typer.Typer:
-    return typer.Typer(name=name, help=help_text, no_args_is_help=True, rich_markup_mode="rich",
-                       pretty_exceptions_show_locals=False)
 
 
 app = typer.Typer(
@@ -103,11 +74,11 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
-mfa_app = _typer("mfa", "Multi-factor authentication (TOTP) for your own account.")
-token_app = _typer("token", "API tokens for scripts (use with HOGO_TOKEN).")
-user_app = _typer("user", "Accounts: create, disable, reset, grant and revoke roles.")
-dept_app = _typer("dept", "Departments (課室).")
-audit_app = _typer("audit", "The audit record.")
+mfa_app = command_group("mfa", "Multi-factor authentication (TOTP) for your own account.")
+token_app = command_group("token", "API tokens for scripts (use with HOGO_TOKEN).")
+user_app = command_group("user", "Accounts: create, disable, reset, grant and revoke roles.")
+dept_app = command_group("dept", "Departments (課室).")
+audit_app = command_group("audit", "The audit record.")
 app.add_typer(mfa_app)
 app.add_typer(token_app)
 app.add_typer(user_app)
@@ -164,7 +135,7 @@ def root(
 
 def _root_url() -> str | None:
     """The global ``--url`` (``hogo --url URL COMMAND``), if given."""
-    ctx = _CONTEXT.get()
+    ctx = CURRENT_CONTEXT.get()
     value = ctx.meta.get(URL_KEY) if ctx is not None else None
     return str(value) if value else None
 
