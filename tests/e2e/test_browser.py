@@ -11,104 +11,21 @@ where they fail. ``playwright install`` is never needed.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
+from browser_support import SHOTS, Tab, expect, serve, sign_in
 
-from live import LiveServer, init_data_dir, secret_of, start_server
+from live import LiveServer, init_data_dir, secret_of
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path("/tmp/hogo-shots")
 ADMIN_PASSWORD = "Kanri-Sekinin-2026!"
 NEW_ADMIN_PASSWORD = "Yama-Kawa-Mori-Sora-88"
 CLERK_NEW_PASSWORD = "Hanami-Yozakura-Kaede-2026"
 
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: CI must run the browser tests (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def db_url(database_url: str) -> str | None:
-    """Each scenario runs on SQLite (in the data directory) and on PostgreSQL (a schema of
-    HOGO_TEST_PG_URL; skipped without it, except in CI), through conftest's ``database_url``."""
-    return None if database_url.startswith("sqlite") else database_url
-
-
-@pytest.fixture
-def servers() -> Iterator[list[LiveServer]]:
-    started: list[LiveServer] = []
-    yield started
-    for s in started:
-        s.stop()
-
-
-def serve(servers: list[LiveServer], data_dir: Path) -> LiveServer:
-    server = start_server(data_dir)
-    servers.append(server)
-    return server
-
-
-class Tab:
-    """A browser context (its own cookies) with one page, recording console errors (CSP violations)."""
-
-    def __init__(self, browser: object, base: str) -> None:
-        self.context = browser.new_context(base_url=base, locale="ja-JP", timezone_id="Asia/Tokyo",  # type: ignore[attr-defined]
-                                           viewport={"width": 1280, "height": 900})
-        self.page = self.context.new_page()
-        self.problems: list[str] = []
-        self.page.on("console", lambda m: self.problems.append(f"{m.text} ({m.location.get('url')})")
-                     if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
-        self.page.on("dialog", lambda d: d.accept())  # hx-confirm
-
-    def close(self) -> None:
-        self.context.close()
-
-    def assert_clean(self, *, allow: tuple[str, ...] = ()) -> None:
-        """No CSP violation, no script error, no failed load (except the ``allow``-ed messages)."""
-        assert not [p for p in self.problems if "Content Security Policy" in p or "Refused" in p], self.problems
-        unexpected = [p for p in self.problems if not any(a in p for a in allow)]
-        assert not unexpected, unexpected
-
-    def cookie(self, name: str) -> dict[str, object] | None:
-        return next((c for c in self.context.cookies() if c["name"] == name), None)
-
-
-def sign_in(tab: Tab, username: str, password: str, *, code: str | None = None,
-            recovery_code: str | None = None) -> None:
-    page = tab.page
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    if code:
-        page.fill("#totp", code)
-    if recovery_code:
-        page.click("details.recovery summary")
-        page.fill("#recovery_code", recovery_code)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_load_state()
 
 
 def change_password(tab: Tab, current: str, new: str) -> None:
@@ -140,14 +57,6 @@ def enrol_mfa(tab: Tab, *, screenshot: str | None = None) -> list[str]:
     page.get_by_test_id("codes-stored").click()
     expect(page).to_have_url(re.compile(r"/$"))
     return codes
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _shots_dir() -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-
-
-# ---------------------------------------------------------------------------------- scenarios
 
 
 def test_a_newcomer_administrator_changes_password_enrols_mfa_and_sees_home_ANON_11_SEC_157(

@@ -13,24 +13,19 @@ except in CI where they fail.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
+from browser_support import SHOTS, Tab, expect, serve, sign_in
 from sqlalchemy import select
 
-from live import LiveServer, init_data_dir, start_server
+from live import LiveServer, init_data_dir
 from support import payroll_spec
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path("/tmp/hogo-shots")
 ADMIN_PASSWORD = "Kanri-Sekinin-2026!"
 PASSWORD = "Hanami-Yozakura-Kaede-2026"
 FILE = "payroll-mynumber"
@@ -38,75 +33,12 @@ P1 = "源泉徴収票作成事務"
 MN = "123456789018"
 MASKED = "********9018"
 
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: CI must run the browser tests (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def db_url(database_url: str) -> str | None:
-    """SQLite (in the data directory) and PostgreSQL (a schema of HOGO_TEST_PG_URL), via conftest."""
-    return None if database_url.startswith("sqlite") else database_url
-
-
-@pytest.fixture
-def servers() -> Iterator[list[LiveServer]]:
-    started: list[LiveServer] = []
-    yield started
-    for s in started:
-        s.stop()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _shots_dir() -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-
-
-class Tab:
-    """A browser context (its own cookies) with one page, recording console errors (CSP violations)."""
-
-    def __init__(self, browser: object, base: str) -> None:
-        self.context = browser.new_context(base_url=base, locale="ja-JP", timezone_id="Asia/Tokyo",  # type: ignore[attr-defined]
-                                           viewport={"width": 1280, "height": 900})
-        self.page = self.context.new_page()
-        self.problems: list[str] = []
-        self.page.on("console", lambda m: self.problems.append(f"{m.text} ({m.location.get('url')})")
-                     if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
-        self.page.on("dialog", lambda d: d.accept())  # hx-confirm
-
-    def close(self) -> None:
-        self.context.close()
-
-    def assert_clean(self, *, allow: tuple[str, ...] = ()) -> None:
-        assert not [p for p in self.problems if "Content Security Policy" in p or "Refused" in p], self.problems
-        unexpected = [p for p in self.problems if not any(a in p for a in allow)]
-        assert not unexpected, unexpected
-
-
-def sign_in(tab: Tab, username: str, recovery_code: str) -> None:
+def sign_in_with(tab: Tab, username: str, recovery_code: str) -> None:
     """TOTP codes are single use and the preparation used the current one: sign in with a recovery code."""
-    page = tab.page
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("details.recovery summary")
-    page.fill("#recovery_code", recovery_code)
-    page.click("form[action='/login'] button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/$"))
+    sign_in(tab, username, PASSWORD, recovery_code=recovery_code)
+    expect(tab.page).to_have_url(re.compile(r"/$"))
 
 
 def prepare(data_dir: Path, db_url: str | None) -> dict[str, tuple[str, ...]]:
@@ -168,13 +100,12 @@ def test_manager_grants_reveal_and_the_clerk_finds_and_reveals_a_my_number_MN_6a
         browser: object, tmp_path: Path, servers: list[LiveServer], db_url: str | None):
     data_dir = tmp_path / "data"
     codes = prepare(data_dir, db_url)
-    server = start_server(data_dir)
-    servers.append(server)
+    server = serve(servers, data_dir)
 
     # --- the protection manager grants the clerk read + reveal, in the UI (SEC-130)
     pm = Tab(browser, server.url)
     page = pm.page
-    sign_in(pm, "pm.takahashi", codes["pm.takahashi"][1])
+    sign_in_with(pm, "pm.takahashi", codes["pm.takahashi"][1])
     page.get_by_test_id("nav-files").click()
     expect(page).to_have_url(re.compile(r"/files$"))
     card = page.get_by_test_id(f"file-{FILE}")
@@ -214,7 +145,7 @@ def test_manager_grants_reveal_and_the_clerk_finds_and_reveals_a_my_number_MN_6a
     # --- the clerk finds the record by My Number and reveals it (MN-6a)
     clerk = Tab(browser, server.url)
     page = clerk.page
-    sign_in(clerk, "clerk.ito", codes["clerk.ito"][1])
+    sign_in_with(clerk, "clerk.ito", codes["clerk.ito"][1])
     page.get_by_test_id("nav-files").click()
     page.get_by_role("link", name="給与所得者の扶養控除等申告書ファイル").click()
     expect(page.get_by_test_id("classification")).to_contain_text("要機密")
@@ -270,11 +201,10 @@ def test_clerk_without_a_reveal_grant_sees_the_refusal_in_place_MN_6a(
         grants.create_grant(h, pm, FILE, user="clerk.ito", actions=["read"], purposes=[P1], ctx=ctx)
     finally:
         h.close()
-    server = start_server(data_dir)
-    servers.append(server)
+    server = serve(servers, data_dir)
     tab = Tab(browser, server.url)
     page = tab.page
-    sign_in(tab, "clerk.ito", codes["clerk.ito"][1])
+    sign_in_with(tab, "clerk.ito", codes["clerk.ito"][1])
     page.goto(f"/files/{FILE}")
     page.click("details.open-by-id summary")
     page.select_option("#open-purpose", P1)
