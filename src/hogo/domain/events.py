@@ -34,11 +34,9 @@ class Event(StrEnum):
     ROLE_REVOKED = "account:role:revoked"
     DEPARTMENT_CREATED = "account:department:created"
     DEPARTMENT_UPDATED = "account:department:updated"
-    ACCESS_DENIED = "authz:request:denied"
     # Personal-data files and records (issue 3): every access through the guard, allowed or denied.
     FILE_CREATED = "data:file:created"
     FILE_UPDATED = "data:file:updated"
-    FILE_VIEWED = "data:file:viewed"
     GRANT_CREATED = "data:grant:created"
     GRANT_REVOKED = "data:grant:revoked"
     GRANT_DENIED = "data:grant:denied"

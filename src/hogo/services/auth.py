@@ -105,24 +105,23 @@ class Principal:
     def can(self, perm: Permission) -> bool:
         return not self.pending_steps and perm in self.permissions and perm not in DATA_PERMISSIONS
 
-    def require_data_scope(self, perm: Permission) -> None:
-        """Before the guard decides on grants: the requester has finished signing in, and an API
-        token carries the data scope for this kind of access."""
+    def _require_signed_in(self) -> None:
         if self.pending_steps:
             raise StepRequired(
                 "finish signing in first: " + ", ".join(self.pending_steps),
                 details={"steps": list(self.pending_steps)},
             )
+
+    def require_data_scope(self, perm: Permission) -> None:
+        """Before the guard decides on grants: the requester has finished signing in, and an API
+        token carries the data scope for this kind of access."""
+        self._require_signed_in()
         if self.scopes is not None and perm.value not in self.scopes:
             raise Forbidden(f"this API token lacks the scope {perm.value}", details={"permission": perm.value})
 
     def require(self, perm: Permission) -> None:
         """Default deny. Data permissions are never granted here: only the guard grants them."""
-        if self.pending_steps:
-            raise StepRequired(
-                "finish signing in first: " + ", ".join(self.pending_steps),
-                details={"steps": list(self.pending_steps)},
-            )
+        self._require_signed_in()
         if perm in DATA_PERMISSIONS:
             raise Forbidden(
                 "access to personal data needs a grant on the file; roles never confer it",
