@@ -20,6 +20,7 @@ from hogo.crypto.factory import build_key_provider
 from hogo.crypto.providers import KeyProvider
 from hogo.domain.passwords import PasswordPolicy, load_common_passwords
 from hogo.errors import ConfigurationError
+from hogo.services import audit
 from hogo.store import db
 from hogo.store.models import User
 
@@ -122,13 +123,19 @@ def build(settings: Settings, *, clock: Clock | None = None, keyring: Keyring | 
     return Hogo(
         settings=settings,
         engine=engine,
-        sessionmaker=db.make_sessionmaker(engine),
+        sessionmaker=_sessionmaker(engine),
         clock=clock or SystemClock(),
         keyring=ring,
         hasher=PasswordHasher(time_cost=a.time_cost, memory_cost_kib=a.memory_cost_kib, parallelism=a.parallelism),
         common_passwords=load_common_passwords(),
         key_provider=build_key_provider(settings, ring),
     )
+
+
+def _sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    factory = db.make_sessionmaker(engine)
+    audit.install(factory)  # every commit appends the entries recorded in its transaction
+    return factory
 
 
 def check_ready_to_serve(hogo: Hogo) -> None:

@@ -26,7 +26,7 @@ def admin(inst: Instance) -> auth.Principal:
 
 def recorded(inst: Instance, event: Event) -> list[AuditEvent]:
     with inst.hogo.unit_of_work() as db:
-        return list(db.scalars(select(AuditEvent).where(AuditEvent.event == event.value).order_by(AuditEvent.id)))
+        return list(db.scalars(select(AuditEvent).where(AuditEvent.event == event.value).order_by(AuditEvent.seq)))
 
 
 def test_user_with_several_roles_scoped_to_departments(inst: Instance, admin):
@@ -132,7 +132,7 @@ def test_every_account_change_is_recorded_with_who_did_it_SEC_84(inst: Instance,
     expected = [Event.USER_CREATED, Event.ROLE_GRANTED, Event.ROLE_REVOKED, Event.USER_UPDATED,
                 Event.USER_PASSWORD_RESET, Event.MFA_RESET, Event.USER_DISABLED, Event.USER_ENABLED]
     with inst.hogo.unit_of_work() as db:
-        rows = list(db.scalars(select(AuditEvent).where(AuditEvent.target == "user:tanaka").order_by(AuditEvent.id)))
+        rows = list(db.scalars(select(AuditEvent).where(AuditEvent.target == "user:tanaka").order_by(AuditEvent.seq)))
     assert [r.event for r in rows] == [e.value for e in expected]
     assert all(r.actor_name == "admin" and r.actor_id == admin.user_id and r.client_addr == "127.0.0.1"
                for r in rows)

@@ -28,7 +28,7 @@ NEW_PASSWORD = "Sakura-Kumo-Umi-47"
 
 def events(inst: Instance, name: Event) -> list[AuditEvent]:
     with inst.hogo.unit_of_work() as db:
-        return list(db.scalars(select(AuditEvent).where(AuditEvent.event == name.value).order_by(AuditEvent.id)))
+        return list(db.scalars(select(AuditEvent).where(AuditEvent.event == name.value).order_by(AuditEvent.seq)))
 
 
 def make_user(inst: Instance, name: str = "tanaka", roles: list[str] | None = None, **kw) -> str:

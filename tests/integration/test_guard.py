@@ -34,7 +34,7 @@ def grant(org: Org, who: str = "clerk.ito", *, actions=("read", "create", "updat
 
 def access_events(org: Org, prefix: str = "data:record") -> list[AuditEvent]:
     with org.inst.hogo.unit_of_work() as db:
-        return list(db.scalars(select(AuditEvent).where(AuditEvent.event.startswith(prefix)).order_by(AuditEvent.id)))
+        return list(db.scalars(select(AuditEvent).where(AuditEvent.event.startswith(prefix)).order_by(AuditEvent.seq)))
 
 
 def test_default_deny_nobody_reads_without_a_grant_ANON_5(org: Org):
@@ -146,8 +146,8 @@ def test_every_access_allowed_or_denied_is_recorded_with_purpose_fields_records_
     ev = access_events(org)
     read_ok, denied_purpose, denied_nogrant = ev[1], ev[2], ev[3]
     assert read_ok.outcome == "success" and read_ok.actor_name == "clerk.ito"
-    assert read_ok.details["purpose"] == P1 and read_ok.details["records"] == [rec.record_id]
-    assert "my_number" in read_ok.details["fields"] and read_ok.details["decision"] == "allowed"
+    assert read_ok.purpose == P1 and list(read_ok.logged.records) == [rec.record_id]
+    assert "my_number" in read_ok.logged.fields and read_ok.details["decision"] == "allowed"
     assert denied_purpose.outcome == "denied" and denied_purpose.reason == "purpose_not_granted"
     assert denied_nogrant.outcome == "denied" and denied_nogrant.actor_name == "clerk.tanaka"
     # No value, and above all no My Number, is in the record of accesses.

@@ -103,7 +103,8 @@ async def whoami(principal: PrincipalDep) -> S.MeOut:
 def sign_ins(hogo: HogoDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
              ) -> list[S.SignInOut]:
     rows = auth.recent_sign_ins(hogo, principal.user_id, limit)
-    return [S.SignInOut(ts=r.ts, outcome=r.outcome, reason=r.reason, client_addr=r.client_addr) for r in rows]
+    return [S.SignInOut(ts=r.ts, outcome=r.outcome or "expired", reason=r.reason,
+                        client_addr=r.client_addr) for r in rows]
 
 
 @router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])

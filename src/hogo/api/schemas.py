@@ -219,18 +219,22 @@ class RoleInfoOut(Out):
 
 
 class AuditEventOut(Out):
-    id: int
+    seq: int
     ts: dt.datetime
     event: str
-    outcome: str
+    outcome: str | None
     reason: str | None
     actor_id: int | None
     actor_name: str | None
     subject_user_id: int | None
     target: str | None
+    file_code: str | None
+    purpose: str | None
+    record_count: int
     client_addr: str | None
     session_id: str | None
     details: dict[str, object] | None
+    expired: bool = False
 
 
 class HealthOut(Out):

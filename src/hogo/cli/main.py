@@ -915,8 +915,8 @@ def audit_events(
             "user": "--user", "event": "--event", "outcome": "--outcome", "since": "--since", "until": "--until",
             "limit": "--limit", "before": "--before"})
     out.emit(rows, lambda c: c.print(table(
-        ["ID", "Time", "Event", "Outcome", "Actor", "Target", "Reason", "From"],
-        [[e["id"], fmt_time(e["ts"]), e["event"], e["outcome"], e.get("actor_name"), e.get("target"),
+        ["Seq", "Time", "Event", "Outcome", "Actor", "Target", "Reason", "From"],
+        [[e["seq"], fmt_time(e["ts"]), e["event"], e["outcome"], e.get("actor_name"), e.get("target"),
           e.get("reason"), e.get("client_addr")] for e in rows],
     )))
 

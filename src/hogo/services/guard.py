@@ -146,10 +146,7 @@ def _decide(hogo: Hogo, c: _Context, action: Action, *, fields: Iterable[str] | 
 def _record_access(db: Session, hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *,
                    records: Sequence[str], fields: Iterable[str], decision: Decision | None,
                    reason: str | None = None, extra: Mapping[str, Any] | None = None) -> None:
-    details: dict[str, Any] = {
-        "file": c.row.code, "purpose": c.purpose, "fields": sorted(fields), "records": list(records),
-        "decision": decision.code if decision else reason,
-    }
+    details: dict[str, Any] = {"decision": decision.code if decision else reason}
     if decision is not None and decision.grant_ids:
         details["grants"] = list(decision.grant_ids)
     if decision is not None and decision.requirement and not decision.allowed:
@@ -158,7 +155,8 @@ def _record_access(db: Session, hogo: Hogo, c: _Context, event: Event, outcome: 
         details.update(extra)
     audit.record(db, now=hogo.clock.now(), event=event, outcome=outcome, ctx=c.ctx, actor_id=c.principal.user_id,
                  actor_name=c.principal.username, target=f"file:{c.row.code}", reason=reason or (
-                     None if decision is None or decision.allowed else decision.code), details=details)
+                     None if decision is None or decision.allowed else decision.code), details=details,
+                 file_code=c.row.code, purpose=c.purpose, records=records, fields=fields)
 
 
 class _Denied(Exception):

@@ -14,10 +14,12 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from hogo.domain.auditlog import LogEntry, decode
 from hogo.store.types import JSONText, UTCDateTime
 
 NAMING = {
@@ -145,10 +147,13 @@ class ApiToken(Base):
 
 
 class AuditEvent(Base):
-    """Append-only record of security events (MN-3b, SEC-132, SEC-84).
+    """One entry of the tamper-evident log (MN-3b, SEC-107(2)(3), SEC-132, SEC-84, ANON-12).
 
-    UPDATE and DELETE are refused by database triggers (migration 0001). The tamper-evident
-    log (hash tree, signed checkpoints) builds on this table in a later issue.
+    ``seq`` is the entry's index in the log (0, 1, 2, … without gaps, across every process and node);
+    ``entry`` is its canonical encoding (``domain.auditlog``) and ``leaf_hash`` = SHA-256(0x00 ‖ entry),
+    the leaf of the RFC 9162 Merkle tree that signed checkpoints commit to. The other columns are a
+    search index over the entry; the verifier checks they agree with it. Triggers refuse DELETE, and
+    UPDATE except the retention job's removal of an expired payload (leaf hash and seq remain).
     """
 
     __tablename__ = "audit_events"
@@ -156,20 +161,89 @@ class AuditEvent(Base):
         Index("ix_audit_events_client_event_ts", "client_addr", "event", "ts"),
         Index("ix_audit_events_actor_ts", "actor_id", "ts"),
         Index("ix_audit_events_subject_ts", "subject_user_id", "ts"),
+        Index("ix_audit_events_ts", "ts"),
+        Index("ix_audit_events_event_ts", "event", "ts"),
+        Index("ix_audit_events_file_ts", "file_code", "ts"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     ts: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     event: Mapped[str] = mapped_column(String(80))
-    outcome: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str | None] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(String(200))
     actor_id: Mapped[int | None] = mapped_column(Integer)
     actor_name: Mapped[str | None] = mapped_column(String(63))
     subject_user_id: Mapped[int | None] = mapped_column(Integer)
     target: Mapped[str | None] = mapped_column(String(200))
+    file_code: Mapped[str | None] = mapped_column(String(63))
+    purpose: Mapped[str | None] = mapped_column(String(200))
+    record_count: Mapped[int] = mapped_column(Integer, default=0)
     client_addr: Mapped[str | None] = mapped_column(String(64))
     session_id: Mapped[str | None] = mapped_column(String(36))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONText())
+    entry: Mapped[bytes | None] = mapped_column(LargeBinary)  # NULL once its retention has passed
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    expired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def logged(self) -> LogEntry | None:
+        """The entry as logged (None once expired): the source of truth the columns index."""
+        return None if self.entry is None else decode(self.entry)[1]
+
+
+class AuditRecordRef(Base):
+    """Which records (persons) each entry touched: ``audit search --record`` without scanning entries."""
+
+    __tablename__ = "audit_record_refs"
+    __table_args__ = (Index("ix_audit_record_refs_lookup", "file_code", "record_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file_code: Mapped[str] = mapped_column(String(63))
+
+
+class AuditHead(Base):
+    """The log's size. Appenders increment it in their transaction: the row lock on PostgreSQL (the
+    database lock on SQLite) makes every appender, in every process and node, take the next indices
+    in turn, so the log stays one line without gaps or forks."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditNode(Base):
+    """Roots of complete subtrees at every 8th level (8, 16, 24 …): with the leaves, any node of the
+    tree costs at most 255 hashes, so proofs over ten million entries take milliseconds."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    """Signed checkpoints (origin, tree size, root; Ed25519 signed note, C2SP tlog-checkpoint)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str] = mapped_column(Text)
+    anchored_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditGate(Base):
+    """Opened only inside the retention job's transaction: the triggers let an UPDATE of
+    ``audit_events`` through only while it is open (and only one that removes payloads)."""
+
+    __tablename__ = "audit_gate"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    open: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 # ------------------------------------------------------------------ personal-data files (issue 3)

@@ -1,0 +1,100 @@
+"""The canonical, versioned encoding of log entries (MN-3b, SEC-107(2), MLIT-9.5.4, ANON-12).
+
+An entry is the bytes ``hogo-log/1 <seq> <json>``: a version tag, the entry's index in the log
+(decimal), one space, then a JSON object with sorted keys, no insignificant whitespace, UTF-8, every
+key present (null when empty). The Merkle leaf is SHA-256(0x00 ‖ these bytes); a verifier never
+re-encodes, it hashes the stored bytes, so the JSON need only be parseable, not re-creatable. The
+index inside the entry is what lets a verifier tell a missing, inserted or reordered entry apart.
+
+Keys of the JSON object (version 1):
+``ts`` (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``), ``event`` (``source:subject:action``), ``outcome``
+(success / failure / denied), ``reason``, ``actor_id``, ``actor``, ``subject_user_id``, ``target``,
+``file``, ``purpose``, ``records`` (record IDs, i.e. persons), ``fields``, ``client``, ``session``,
+``details`` (an object).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+VERSION_TAG = b"hogo-log/1 "
+TILE_HEIGHT = 8  # audit_nodes holds complete-subtree roots at levels 8, 16, 24, …
+
+
+class EntryFormatError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class LogEntry:
+    ts: dt.datetime
+    event: str
+    outcome: str
+    reason: str | None = None
+    actor_id: int | None = None
+    actor: str | None = None
+    subject_user_id: int | None = None
+    target: str | None = None
+    file: str | None = None
+    purpose: str | None = None
+    records: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    client: str | None = None
+    session: str | None = None
+    details: dict[str, Any] | None = None
+
+
+def format_ts(ts: dt.datetime) -> str:
+    if ts.tzinfo is None:
+        raise ValueError("log timestamps must be timezone-aware")
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+def encode(seq: int, e: LogEntry) -> bytes:
+    body = {
+        "ts": format_ts(e.ts), "event": e.event, "outcome": e.outcome, "reason": e.reason,
+        "actor_id": e.actor_id, "actor": e.actor, "subject_user_id": e.subject_user_id, "target": e.target,
+        "file": e.file, "purpose": e.purpose, "records": list(e.records), "fields": list(e.fields),
+        "client": e.client, "session": e.session, "details": e.details,
+    }
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return VERSION_TAG + str(seq).encode() + b" " + text.encode("utf-8")
+
+
+def entry_seq(entry: bytes) -> int:
+    """The index an entry claims, read without parsing its JSON (the verifier's fast path)."""
+    if not entry.startswith(VERSION_TAG):
+        raise EntryFormatError("not a version-1 log entry")
+    end = entry.find(b" ", len(VERSION_TAG))
+    digits = entry[len(VERSION_TAG):end]
+    if end < 0 or not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0"):
+        raise EntryFormatError("the entry's index is malformed")
+    return int(digits)
+
+
+def decode(entry: bytes) -> tuple[int, LogEntry]:
+    seq = entry_seq(entry)
+    start = entry.index(b" ", len(VERSION_TAG)) + 1
+    try:
+        body = json.loads(entry[start:].decode("utf-8"))
+        return seq, LogEntry(
+            ts=parse_ts(body["ts"]), event=body["event"], outcome=body["outcome"], reason=body["reason"],
+            actor_id=body["actor_id"], actor=body["actor"], subject_user_id=body["subject_user_id"],
+            target=body["target"], file=body["file"], purpose=body["purpose"], records=tuple(body["records"]),
+            fields=tuple(body["fields"]), client=body["client"], session=body["session"], details=body["details"],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EntryFormatError(f"the entry's body is malformed ({type(exc).__name__})") from None
+
+
+def as_dict(seq: int, e: LogEntry) -> dict[str, Any]:
+    """The entry as the API and bundles show it."""
+    return {"seq": seq, **{f.name: getattr(e, f.name) for f in dataclasses.fields(e)},
+            "ts": format_ts(e.ts), "records": list(e.records), "fields": list(e.fields)}
