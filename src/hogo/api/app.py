@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hogo import __version__
+from hogo.api.alert_routes import router as alert_router
+from hogo.api.audit_routes import router as audit_router
 from hogo.api.data_routes import router as data_router
 from hogo.api.routes import router as api_router
 from hogo.bootstrap import Hogo, build, check_ready_to_serve
@@ -177,6 +179,8 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False) -> FastAPI:
 
     app.include_router(api_router)
     app.include_router(data_router)
+    app.include_router(audit_router)
+    app.include_router(alert_router)
     install_web(app)
     app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes,
                        import_max_bytes=hogo.settings.import_max_bytes)

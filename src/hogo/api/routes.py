@@ -255,26 +255,3 @@ def grant_role(username: str, body: S.RoleGrantIn, hogo: HogoDep, principal: Pri
 @router.delete("/users/{username}/roles/{role}", response_model=S.UserOut, tags=["accounts"])
 def revoke_role(username: str, role: str, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> S.UserOut:
     return S.UserOut.model_validate(accounts.revoke_role(hogo, principal, username, role, ctx=ctx))
-
-
-# ----------------------------------------------------------------------------- audit
-
-
-@router.get("/audit/events", response_model=list[S.AuditEventOut], tags=["audit"])
-def audit_events(
-    hogo: HogoDep,
-    principal: PrincipalDep,
-    user: Annotated[str | None, Query(max_length=100, description="events by or about this user")] = None,
-    event: Annotated[str | None, Query(max_length=80, description="event name or prefix, e.g. auth:login")] = None,
-    outcome: Annotated[str | None, Query(pattern="^(success|failure|denied)$")] = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1)] = None,
-) -> list[S.AuditEventOut]:
-    """Auditors, SIRT and the general protection manager read the record (MN-3b, SEC-132)."""
-    rows = accounts.search_events(
-        hogo, principal, user=user, event_prefix=event, outcome=outcome,
-        since=_instant(hogo, since), until=_instant(hogo, until), limit=limit, before_id=before,
-    )
-    return [S.AuditEventOut.model_validate(r) for r in rows]

@@ -27,6 +27,8 @@ import typer
 from rich.console import Console
 
 from hogo import __version__
+from hogo.cli.alerts import alerts_app
+from hogo.cli.audit import audit_app
 from hogo.cli.client import (
     EXIT_CODES,
     EXIT_UNAVAILABLE,
@@ -78,12 +80,12 @@ mfa_app = command_group("mfa", "Multi-factor authentication (TOTP) for your own 
 token_app = command_group("token", "API tokens for scripts (use with HOGO_TOKEN).")
 user_app = command_group("user", "Accounts: create, disable, reset, grant and revoke roles.")
 dept_app = command_group("dept", "Departments (課室).")
-audit_app = command_group("audit", "The audit record.")
 app.add_typer(mfa_app)
 app.add_typer(token_app)
 app.add_typer(user_app)
 app.add_typer(dept_app)
 app.add_typer(audit_app)
+app.add_typer(alerts_app)
 app.add_typer(file_app)
 app.add_typer(key_app)
 app.add_typer(grant_app)
@@ -887,37 +889,6 @@ def dept_list(json_out: JsonOpt = False) -> None:
         rows = client.get("/departments")
     out.emit(rows, lambda c: c.print(table(
         ["Code", "Name", "Parent", "Members"], [[d["code"], d["name"], d.get("parent"), d["members"]] for d in rows]
-    )))
-
-
-# --------------------------------------------------------------------------------------- audit
-
-
-@command(audit_app, "events")
-def audit_events(
-    user: Annotated[str | None, opt("--user", metavar="NAME", help="Events by or about this user.")] = None,
-    event: Annotated[str | None, opt("--event", metavar="PREFIX",
-                                     help="Event name or prefix, e.g. auth:login.")] = None,
-    outcome: Annotated[str | None, opt("--outcome", metavar="OUTCOME", help="success, failure or denied.")] = None,
-    since: Annotated[str | None, opt("--since", metavar="DATE", help="From this date or date-time.")] = None,
-    until: Annotated[str | None, opt("--until", metavar="DATE", help="Before this date or date-time.")] = None,
-    limit: Annotated[int, opt("--limit", metavar="N", help="At most this many (1–1000).", show_default=True)] = 100,
-    before: Annotated[int | None, opt("--before", metavar="ID",
-                                      help="Only events with a smaller ID (paging).")] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Search the audit record, newest first."""
-    out = Output(json_out)
-    params = {"user": user, "event": event, "outcome": outcome, "since": since, "until": until, "limit": limit,
-              "before": before}
-    with api() as client:
-        rows = client.get("/audit/events", params=params, options={
-            "user": "--user", "event": "--event", "outcome": "--outcome", "since": "--since", "until": "--until",
-            "limit": "--limit", "before": "--before"})
-    out.emit(rows, lambda c: c.print(table(
-        ["Seq", "Time", "Event", "Outcome", "Actor", "Target", "Reason", "From"],
-        [[e["seq"], fmt_time(e["ts"]), e["event"], e["outcome"], e.get("actor_name"), e.get("target"),
-          e.get("reason"), e.get("client_addr")] for e in rows],
     )))
 
 

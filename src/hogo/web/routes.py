@@ -586,7 +586,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(WebDenied, _on_denied)
     _html_http_errors(app)
     app.include_router(router)
-    from hogo.web.data_routes import router as data_router  # imports this module: a late import
+    # These modules import this one: late imports.
+    from hogo.web.alert_routes import router as alert_router
+    from hogo.web.audit_routes import router as audit_router
+    from hogo.web.data_routes import router as data_router
 
     app.include_router(data_router)
+    app.include_router(audit_router)
+    app.include_router(alert_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
