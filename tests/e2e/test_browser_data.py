@@ -90,7 +90,7 @@ def access_events(data_dir: Path, db_url: str | None) -> list[tuple[str, str, st
     try:
         with h.unit_of_work(readonly=True) as db:
             rows = db.scalars(select(AuditEvent).where(AuditEvent.event.startswith("data:record"))
-                              .order_by(AuditEvent.id)).all()
+                              .order_by(AuditEvent.seq)).all()
             return [(r.event, r.outcome, r.actor_name) for r in rows]
     finally:
         h.close()

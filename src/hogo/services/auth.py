@@ -733,7 +733,7 @@ def recent_sign_ins(hogo: Hogo, user_id: int, limit: int = 10) -> list[AuditEven
                     AuditEvent.subject_user_id == user_id,
                     AuditEvent.event.in_([Event.LOGIN_SUCCEEDED.value, Event.LOGIN_FAILED.value]),
                 )
-                .order_by(AuditEvent.id.desc())
+                .order_by(AuditEvent.seq.desc())
                 .limit(limit)
             )
         )
