@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import tomllib
 import urllib.parse
@@ -68,6 +69,18 @@ class Settings:
     # Bulk import: rows per transaction in the default (non-atomic) mode.
     import_batch_rows: int = 5000
     import_max_bytes: int = 512 * 1024 * 1024
+    # The tamper-evident log (SEC-107(3), ANON-12): a signed checkpoint every N entries or T seconds,
+    # sent to the off-host sinks (``file:/path``, ``syslog:udp://host:514``, ``https://…``; see
+    # services.delivery). With sinks set, data access stops when the log has gone unanchored longer
+    # than these bounds (fail closed).
+    audit_checkpoint_entries: int = 1000
+    audit_checkpoint_seconds: int = 60
+    audit_sinks: tuple[str, ...] = ()
+    audit_max_unanchored_s: int = 900
+    audit_max_unanchored_entries: int = 100_000
+    # Retention of log payloads by event class (prefix of the event name → days; the longest
+    # matching prefix wins, "*" is the default). Leaf hashes stay for ever, so the tree verifies.
+    audit_retention_days: tuple[tuple[str, int], ...] = (("*", 7 * 366),)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -84,6 +97,11 @@ class Settings:
             raise ConfigurationError("session timeouts must be positive")
         if self.lockout_threshold < 1:
             raise ConfigurationError("lockout_threshold must be at least 1")
+        if self.audit_checkpoint_entries < 1 or self.audit_checkpoint_seconds < 1:
+            raise ConfigurationError("audit_checkpoint_entries and audit_checkpoint_seconds must be positive")
+        for prefix, days in self.audit_retention_days:
+            if not isinstance(prefix, str) or not isinstance(days, int) or days < 1:
+                raise ConfigurationError(f"audit_retention_days: {prefix!r} must map to a positive number of days")
         if self.key_provider not in ("keyfile", "pkcs11"):
             raise ConfigurationError(f"key_provider must be 'keyfile' or 'pkcs11', not {self.key_provider!r}")
 
@@ -124,6 +142,10 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
         for key, value in raw.items():
             if key == "argon2":
                 values["argon2"] = Argon2Params(**value)
+            elif key == "audit_retention_days":
+                if not isinstance(value, dict):
+                    raise ConfigurationError(f"{path}: audit_retention_days must be a table of prefix = days")
+                values[key] = tuple(value.items())
             elif key in fields:
                 values[key] = tuple(value) if isinstance(value, list) else value
             else:
@@ -148,7 +170,7 @@ def write_settings(settings: Settings, *, extra: dict[str, Any] | None = None) -
     defaults = Settings(data_dir=settings.data_dir)
     lines = ["# hogo instance settings. Secrets are kept in keys/, never here.\n"]
     for f in dataclasses.fields(Settings):
-        if f.name in ("data_dir", "argon2"):
+        if f.name in ("data_dir", "argon2", "audit_retention_days"):
             continue
         value = getattr(settings, f.name)
         if f.name == "database_url":
@@ -167,6 +189,9 @@ def write_settings(settings: Settings, *, extra: dict[str, Any] | None = None) -
             f"\n[argon2]\ntime_cost = {a.time_cost}\nmemory_cost_kib = {a.memory_cost_kib}\n"
             f"parallelism = {a.parallelism}\n"
         )
+    if settings.audit_retention_days != defaults.audit_retention_days:
+        lines.append("\n[audit_retention_days]\n")
+        lines.extend(f"{json.dumps(prefix)} = {days}\n" for prefix, days in settings.audit_retention_days)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / CONFIG_FILE).write_text("".join(lines), encoding="utf-8")
 
