@@ -50,6 +50,12 @@ class Event(StrEnum):
     KEY_CREATED = "crypto:key:created"
     KEY_ROTATED = "crypto:key:rotated"
     INSTANCE_INITIALISED = "system:instance:initialised"
+    # The log itself (issue 4): reading it, proving, verifying, exporting, expiring payloads.
+    LOG_READ = "audit:log:read"
+    LOG_VERIFIED = "audit:log:verified"
+    LOG_EXPORTED = "audit:log:exported"
+    LOG_EXPIRED = "audit:log:expired"
+    LOG_ANCHOR_FAILED = "audit:log:anchor_failed"
 
 
 class Outcome(StrEnum):
