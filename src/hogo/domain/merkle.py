@@ -88,7 +88,7 @@ so a store that keeps aligned complete subtrees can answer every call:
   ``complete_subtrees(start, size)`` folded with ``fold_right``.
 """
 
-_MAX_PROOF = 64  # no tree of fewer than 2^64 leaves has a longer proof
+_MAX_PROOF = 128  # a bound on work for hostile input; no tree of fewer than 2^64 leaves has a proof over 65 hashes
 
 
 def _is_hash(value: object) -> bool:
