@@ -49,6 +49,10 @@ class Hogo:
     sqlite_write_lock: threading.RLock = dataclasses.field(default_factory=threading.RLock)
     # When this process last noted each grant's use (the database is written at most hourly per grant).
     grant_touches: dict[str, dt.datetime] = dataclasses.field(default_factory=dict)
+    # Nodes of the log's Merkle tree this process has computed (complete subtrees never change).
+    tree_cache: dict[tuple[int, int], bytes] = dataclasses.field(default_factory=dict)
+    # Per-process state of services (e.g. when the log's anchoring was last checked).
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     _group_leader: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     _group_guard: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     _group_queue: list[_Grouped] = dataclasses.field(default_factory=list)

@@ -21,6 +21,7 @@ from hogo.api.routes import router as api_router
 from hogo.bootstrap import Hogo, build, check_ready_to_serve
 from hogo.config import load_settings
 from hogo.errors import HogoError
+from hogo.services.background import BackgroundJobs
 from hogo.store.db import BackgroundCheckpointer
 from hogo.web.routes import install as install_web
 
@@ -120,8 +121,11 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(hogo: Hogo, *, background_checkpoints: bool = False) -> FastAPI:
-    """``background_checkpoints`` (servers on SQLite): WAL checkpoints from a thread, not in requests."""
+def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_jobs: bool | None = None) -> FastAPI:
+    """``background_checkpoints`` (servers on SQLite): WAL checkpoints from a thread, not in requests.
+    ``background_jobs`` (servers; default: as ``background_checkpoints``): signed log checkpoints and
+    their off-host anchoring, the scheduled log analysis and payload retention."""
+    run_jobs = background_checkpoints if background_jobs is None else background_jobs
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -129,9 +133,14 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False) -> FastAPI:
         if background_checkpoints and hogo.settings.is_sqlite:
             checkpointer = BackgroundCheckpointer(hogo.engine)
             checkpointer.start()
+        jobs = BackgroundJobs(hogo) if run_jobs else None
+        if jobs is not None:
+            jobs.start()
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.stop()
             if checkpointer is not None:
                 checkpointer.stop()
 

@@ -34,7 +34,7 @@ from hogo.domain.identifiers import mask
 from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable_fields
 from hogo.domain.roles import Permission
 from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from hogo.services import audit
+from hogo.services import audit, audit_tree
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.services.files import file_by_code, file_keys, load_spec
@@ -115,6 +115,7 @@ def _purpose(purpose: str | None) -> str:
 def _open(hogo: Hogo, db: Session, principal: Principal, file_code: str, purpose: str | None, action: Action,
           ctx: RequestContext) -> _Context:
     principal.require_data_scope(_SCOPE.get(action, Permission.DATA_READ))
+    audit_tree.require_anchored(hogo)  # SEC-107(3): no data access while the log cannot be anchored off-host
     ref, version = _file_ref(db, file_code)
     spec = hogo.spec_cache.get((ref.id, version))
     if spec is None:

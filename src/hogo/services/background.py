@@ -1,0 +1,77 @@
+"""Periodic work of a running server, in one daemon thread: signing log checkpoints and anchoring
+them off-host (every second, when due), the scheduled log analysis, and payload retention (daily).
+
+Each job runs in its own try: one failing job never stops the others, and every failure goes to the
+server log. Several server processes may each run this: every job is safe to run concurrently
+(checkpoints of one size are one row; analysis claims its runs in the database).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from hogo.bootstrap import Hogo
+
+log = logging.getLogger("hogo.background")
+
+RETENTION_INTERVAL_S = 24 * 3600
+
+
+class BackgroundJobs:
+    def __init__(self, hogo: Hogo, *, tick_s: float = 1.0) -> None:
+        self.hogo = hogo
+        self.tick_s = tick_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_run: dict[str, float] = {}
+
+    def jobs(self) -> list[tuple[str, float, Callable[[Hogo], object]]]:
+        from hogo.services import audit_access, audit_tree
+
+        out: list[tuple[str, float, Callable[[Hogo], object]]] = [
+            ("checkpoint", self.tick_s, audit_tree.checkpoint_if_due),
+            ("retention", RETENTION_INTERVAL_S, lambda h: audit_access.run_retention(h)),
+        ]
+        try:
+            from hogo.services import analysis
+        except ImportError:  # pragma: no cover - the analysis module is part of the same release
+            return out
+        run = getattr(analysis, "run_scheduled", None)
+        interval = float(getattr(self.hogo.settings, "analysis_interval_s", 300))
+        if callable(run):
+            out.append(("analysis", interval, run))
+        return out
+
+    def run_once(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        for name, interval, job in self.jobs():
+            last = self._last_run.get(name)
+            if not force and last is not None and now - last < interval:
+                continue
+            self._last_run[name] = now
+            try:
+                job(self.hogo)
+            except Exception as exc:
+                log.error("background job %s failed: %s", name, type(exc).__name__)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            self.run_once()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="hogo-background", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        try:  # a last checkpoint, so a clean shutdown leaves the whole log signed
+            from hogo.services import audit_tree
+
+            audit_tree.checkpoint_if_due(self.hogo)
+        except Exception as exc:
+            log.error("final checkpoint failed: %s", type(exc).__name__)
