@@ -50,6 +50,16 @@ class Event(StrEnum):
     KEY_CREATED = "crypto:key:created"
     KEY_ROTATED = "crypto:key:rotated"
     INSTANCE_INITIALISED = "system:instance:initialised"
+    # Log analysis and its alerts (issue 4): ANON-12, ANON-13, SEC-132, MN-6c; configuration changes SEC-84.
+    ANALYSIS_RUN = "audit:analysis:run"
+    ANALYSIS_CONFIG_CHANGED = "audit:analysis:config_changed"
+    ANALYSIS_CONFIG_REVIEWED = "audit:analysis:config_reviewed"
+    ALERT_RAISED = "audit:alert:raised"
+    ALERT_UPDATED = "audit:alert:updated"
+    ALERT_DELIVERED = "audit:alert:delivered"
+    ALERT_ACKNOWLEDGED = "audit:alert:acknowledged"
+    ALERT_CLOSED = "audit:alert:closed"
+    REPORT_GENERATED = "audit:report:generated"
     # The log itself (issue 4): reading it, proving, verifying, exporting, expiring payloads.
     LOG_READ = "audit:log:read"
     LOG_VERIFIED = "audit:log:verified"

@@ -73,11 +73,17 @@ class Permission(StrEnum):
     DATA_WRITE = "data:record:write"
     DATA_REVEAL = "data:record:reveal"
     DATA_EXPORT = "data:record:export"
+    # The log analysis (ANON-13, SEC-132): reading its alerts, acting on them (acknowledge, close, run the
+    # analysis, review its settings), and changing its thresholds.
+    ALERT_READ = "audit:alert:read"
+    ALERT_WRITE = "audit:alert:write"
+    ANALYSIS_CONFIGURE = "audit:analysis:configure"
 
 
 DATA_PERMISSIONS: frozenset[Permission] = frozenset(p for p in Permission if p.value.startswith("data:"))
 
 _SELF = {Permission.SELF_READ, Permission.SELF_WRITE}
+_ALERTS = {Permission.ALERT_READ, Permission.ALERT_WRITE}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # SEC-150: the administrator ID is for administrative work only.
@@ -87,14 +93,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.GENERAL_PROTECTION_MANAGER: frozenset(
         _SELF | {Permission.ACCOUNT_READ, Permission.DEPT_READ, Permission.AUDIT_READ, Permission.FILE_DEFINE,
-                 Permission.FILE_READ}
+                 Permission.FILE_READ} | _ALERTS | {Permission.ANALYSIS_CONFIGURE}
     ),
     # A protection manager defines files of their own department (checked by the file service).
     Role.PROTECTION_MANAGER: frozenset(_SELF | {Permission.DEPT_READ, Permission.FILE_DEFINE, Permission.FILE_READ}),
     Role.CLERK: frozenset(_SELF | {Permission.DEPT_READ}),
+    # The auditor reviews the analysis settings (ANON-13) but does not set them: who checks is not who decides.
     Role.AUDITOR: frozenset(_SELF | {Permission.ACCOUNT_READ, Permission.DEPT_READ, Permission.AUDIT_READ,
-                                     Permission.FILE_READ}),
-    Role.SIRT: frozenset(_SELF | {Permission.AUDIT_READ, Permission.DEPT_READ}),
+                                     Permission.FILE_READ} | _ALERTS),
+    Role.SIRT: frozenset(_SELF | {Permission.AUDIT_READ, Permission.DEPT_READ} | _ALERTS
+                         | {Permission.ANALYSIS_CONFIGURE}),
     Role.CONTRACTOR: frozenset(_SELF),
 }
 
