@@ -366,3 +366,112 @@ class FileGrant(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+# ------------------------------------------------------------- log analysis and alerts (issue 4)
+
+
+class AnalysisConfig(Base):
+    """The analysis rules' thresholds, one row per version (SEC-84: every change kept and logged).
+    ANON-13: the setting itself is checked periodically; ``review_due_at`` says by when."""
+
+    __tablename__ = "analysis_configs"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONText())
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by_id: Mapped[int | None] = mapped_column(Integer)
+    created_by_name: Mapped[str | None] = mapped_column(String(63))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    reviewed_by_id: Mapped[int | None] = mapped_column(Integer)
+    reviewed_by_name: Mapped[str | None] = mapped_column(String(63))
+    review_note: Mapped[str | None] = mapped_column(String(500))
+    review_due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AnalysisState(Base):
+    """One row: how far the log has been analysed (``high_water``, a log index) and which run holds
+    the lease. Runs claim the lease under the row lock, so two processes never analyse at once."""
+
+    __tablename__ = "analysis_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    high_water: Mapped[int] = mapped_column(BigInteger)
+    lease_run_id: Mapped[int | None] = mapped_column(Integer)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class AnalysisRun(Base):
+    """One analysis of log entries ``from_seq`` … ``to_seq`` (MN-6c, SEC-132: analysed periodically)."""
+
+    __tablename__ = "analysis_runs"
+    __table_args__ = (Index("ix_analysis_runs_started_at", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(10))  # schedule | manual
+    status: Mapped[str] = mapped_column(String(12))  # running | done | failed | superseded
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    from_seq: Mapped[int] = mapped_column(BigInteger)
+    to_seq: Mapped[int] = mapped_column(BigInteger)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    config_version: Mapped[int] = mapped_column(Integer)
+    alerts_raised: Mapped[int] = mapped_column(Integer, default=0)
+    alerts_updated: Mapped[int] = mapped_column(Integer, default=0)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str | None] = mapped_column(String(63))
+    error: Mapped[str | None] = mapped_column(String(200))
+
+
+class Alert(Base):
+    """A finding of the analysis for a person to act on (ANON-13, SEC-107(2)): open → acknowledged →
+    closed. ``dedup_key`` makes raising idempotent; ``params`` fill the rule's text in either language."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_status_opened", "status", "opened_at"),
+        Index("ix_alerts_rule_subject", "rule", "subject_key", "window_end"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    rule: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(10))  # low | medium | high
+    status: Mapped[str] = mapped_column(String(14))  # open | acknowledged | closed
+    subject_key: Mapped[str] = mapped_column(String(150))
+    subject_user_id: Mapped[int | None] = mapped_column(Integer)
+    subject_name: Mapped[str | None] = mapped_column(String(63))
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    params: Mapped[dict[str, Any]] = mapped_column(JSONText())
+    event_count: Mapped[int] = mapped_column(Integer)
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by_id: Mapped[int | None] = mapped_column(Integer)
+    acknowledged_by_name: Mapped[str | None] = mapped_column(String(63))
+    ack_note: Mapped[str | None] = mapped_column(String(1000))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    closed_by_id: Mapped[int | None] = mapped_column(Integer)
+    closed_by_name: Mapped[str | None] = mapped_column(String(63))
+    resolution: Mapped[str | None] = mapped_column(String(1000))
+    # Off-host notification: delivered to every sink (notified_at), or the sinks still to retry.
+    notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    notify_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    notify_pending: Mapped[list[str] | None] = mapped_column(JSONText())
+    notify_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class AlertEvent(Base):
+    """The log entries behind an alert (the first ``analysis.MAX_LINKS`` of them)."""
+
+    __tablename__ = "alert_events"
+
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True,
+                                          autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
