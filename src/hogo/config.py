@@ -81,6 +81,11 @@ class Settings:
     # Retention of log payloads by event class (prefix of the event name → days; the longest
     # matching prefix wins, "*" is the default). Leaf hashes stay for ever, so the tree verifies.
     audit_retention_days: tuple[tuple[str, int], ...] = (("*", 7 * 366),)
+    # The log analysis (ANON-13, SEC-132, MN-6c): where its alerts go (sink strings as for audit_sinks,
+    # plus ``smtp://…``; see services.delivery.parse_sink) and how often the scheduler runs it. The
+    # rules' thresholds are not here: they live in the database, versioned and reviewed (ANON-13).
+    alert_sinks: tuple[str, ...] = ()
+    analysis_interval_s: int = 300
 
     def __post_init__(self) -> None:
         if not self.database_url:
