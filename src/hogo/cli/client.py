@@ -52,6 +52,7 @@ EXIT_CONFLICT = 6
 EXIT_VALIDATION = 7
 EXIT_RATE_LIMITED = 8
 EXIT_UNAVAILABLE = 9
+EXIT_TAMPERED = 10
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "ok",
@@ -64,6 +65,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_VALIDATION: "validation failed",
     EXIT_RATE_LIMITED: "rate limited",
     EXIT_UNAVAILABLE: "server unreachable / configuration error",
+    EXIT_TAMPERED: "the audit log failed verification (modified, missing, truncated, rolled back or forked)",
 }
 
 STATUS_EXIT: dict[int, int] = {
@@ -312,8 +314,10 @@ class ApiClient:
         headers: dict[str, str] | None = None,
         content: bytes | Iterable[bytes] | None = None,
         timeout: float | httpx.Timeout | None = None,
+        raw: bool = False,
     ) -> Any:
-        """The decoded JSON answer (None for 204). Raises CliError with the right exit code.
+        """The decoded JSON answer (None for 204; the body's bytes with ``raw``). Raises CliError with
+        the right exit code.
 
         ``options`` maps API field names to the CLI options that set them, so a validation error
         can say which option to fix. ``content`` sends a raw body (bytes, or an iterator of chunks
@@ -345,6 +349,8 @@ class ApiClient:
                            exit_code=EXIT_UNAVAILABLE, code="unreachable",
                            hint="is 'hogo serve' running, and is the URL right?") from None
         if resp.is_success:
+            if raw:
+                return resp.content
             if resp.status_code == 204 or not resp.content:
                 return None
             try:

@@ -24,7 +24,7 @@ from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hogo.services import audit
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal, revoke_user_credentials
-from hogo.store.models import ApiToken, AuditEvent, Department, User, UserRole
+from hogo.store.models import ApiToken, Department, User, UserRole
 
 # --------------------------------------------------------------------------------- views
 
@@ -477,28 +477,6 @@ def revoke_role(hogo: Hogo, actor: Principal, username: str, role: str, *, ctx: 
 
     return _change(hogo, actor, username, event=Event.ROLE_REVOKED, action="revoke a role from", ctx=ctx,
                    change=change)
-
-
-def search_events(
-    hogo: Hogo,
-    actor: Principal,
-    *,
-    user: str | None = None,
-    event_prefix: str | None = None,
-    outcome: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    limit: int = 100,
-    before_id: int | None = None,
-) -> list[AuditEvent]:
-    """Auditors, SIRT and the general protection manager read the record (MN-3b, SEC-132)."""
-    actor.require(Permission.AUDIT_READ)
-    with hogo.unit_of_work() as db:
-        subject = _user(db, user).id if user else None
-        return audit.search(
-            db, subject_user_id=subject, event_prefix=event_prefix, outcome=outcome,
-            since=since, until=until, limit=limit, before_id=before_id,
-        )
 
 
 def count_users(hogo: Hogo) -> int:

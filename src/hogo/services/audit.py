@@ -164,33 +164,3 @@ def count_failures_from(db: Session, *, client_addr: str, since: dt.datetime) ->
         )
         or 0
     )
-
-
-def search(
-    db: Session,
-    *,
-    actor_id: int | None = None,
-    subject_user_id: int | None = None,
-    event_prefix: str | None = None,
-    outcome: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    limit: int = 100,
-    before_id: int | None = None,
-) -> list[AuditEvent]:
-    q = select(AuditEvent)
-    if actor_id is not None:
-        q = q.where(AuditEvent.actor_id == actor_id)
-    if subject_user_id is not None:
-        q = q.where(AuditEvent.subject_user_id == subject_user_id)
-    if event_prefix:
-        q = q.where(AuditEvent.event.startswith(event_prefix, autoescape=True))
-    if outcome:
-        q = q.where(AuditEvent.outcome == outcome)
-    if since:
-        q = q.where(AuditEvent.ts >= since)
-    if until:
-        q = q.where(AuditEvent.ts < until)
-    if before_id:
-        q = q.where(AuditEvent.seq < before_id)
-    return list(db.scalars(q.order_by(AuditEvent.seq.desc()).limit(min(max(limit, 1), 1000))))
