@@ -47,6 +47,15 @@ def _key_text(key: str | None) -> str | None:
     return _read_text(p, "key file").strip() if p.exists() else key.strip()
 
 
+def _parse_key(text: str) -> Any:
+    from hogo.crypto import checkpoint as notes
+
+    try:
+        return notes.parse_public_key_text(text)
+    except ValueError as exc:
+        raise usage_error(f"--key is not a verifier key of this log's kind: {exc}", code="bad_key") from None
+
+
 def _remembered(p: Path | None) -> str | None:
     if p is None or not p.exists():
         return None
@@ -124,8 +133,12 @@ def audit_prove(
     with api() as client:
         proof = client.get(path("/audit/entries/{}/proof", str(seq)))
         key_text = _key_text(key) or client.get("/audit/public-key", raw=True).decode("utf-8").strip()
-    name, public = notes.parse_public_key_text(key_text)
-    cp = notes.verify_note(proof["checkpoint"], name, public, origin=name)
+    name, public = _parse_key(key_text)
+    try:
+        cp = notes.verify_note(proof["checkpoint"], name, public, origin=name)
+    except notes.CheckpointError as exc:
+        raise CliError(f"the server's checkpoint is not signed by this key: {exc}", exit_code=EXIT_TAMPERED,
+                       code="bad_signature") from None
     leaf = bytes.fromhex(proof["leaf_hash"])
     entry_ok = proof["entry"] is None or merkle.leaf_hash(proof["entry"].encode("utf-8")) == leaf
     ok = entry_ok and cp.size == proof["size"] and merkle.verify_inclusion(
@@ -194,7 +207,8 @@ def audit_verify(
     if bundle is not None:
         from hogo.services.audit_verify import verify_bundle
 
-        report = verify_bundle(bundle, public_key_text=_key_text(key), remembered=remembered).as_dict()
+        checked = verify_bundle(bundle, public_key_text=_key_text(key), remembered=remembered)
+        report = {**checked.as_dict(), "latest_checkpoint": checked.latest_checkpoint}
         where = f"bundle {bundle}"
     elif data_dir is not None:
         report = _verify_data_dir(data_dir, remembered, _key_text(key))
@@ -208,7 +222,7 @@ def audit_verify(
         if latest:  # remember only what this side can check: a checkpoint signed by the (pinned) key
             from hogo.crypto import checkpoint as notes
 
-            name, public = notes.parse_public_key_text(key_text)
+            name, public = _parse_key(key_text)
             try:
                 notes.verify_note(latest, name, public, origin=name)
             except notes.CheckpointError as exc:
