@@ -124,6 +124,9 @@ def test_inclusion_and_consistency_proofs_verify_against_signed_checkpoints(org:
     auditor = org.p("auditor.watanabe")
     first = audit_tree.checkpoint(inst.hogo)
     guard.read_record(inst.hogo, org.p("clerk.ito"), FILE, "E1", purpose=P1, ctx=CTX)
+    newest = size(inst) - 1  # no checkpoint covers it yet: proving it signs one
+    uncovered = audit_access.prove(inst.hogo, auditor, newest, ctx=CTX)
+    assert uncovered["size"] > newest
     p = audit_access.prove(inst.hogo, auditor, 3, ctx=CTX)
     key = audit_tree.log_key(inst.hogo)
     cp = notes.verify_note(p["checkpoint"], key.name, key.public)

@@ -36,7 +36,7 @@ from hogo.domain.dates import to_instant
 from hogo.domain.events import Event, Outcome
 from hogo.domain.roles import Permission
 from hogo.errors import HogoError, NotFound, ValidationFailed
-from hogo.services import audit, audit_access, audit_tree
+from hogo.services import audit, audit_access
 from hogo.services.audit import RequestContext
 from hogo.services.audit_access import SearchFilter
 from hogo.services.auth import Principal
@@ -226,16 +226,6 @@ def _checks(hogo: Hogo, seq: int, logged: dict[str, Any], proof: dict[str, Any] 
     return out
 
 
-def _cover(hogo: Hogo, seq: int) -> None:
-    """Sign a checkpoint first when none covers entry ``seq`` yet. ``audit_access.prove`` means to do
-    this itself, but its branch for it uses a connection whose transaction it has just rolled back
-    (SQLAlchemy refuses); remove this once the service is fixed."""
-    with hogo.engine.connect() as conn:
-        last = audit_tree.latest_checkpoint(conn)
-    if last is None or last.size <= seq:
-        audit_tree.checkpoint(hogo)
-
-
 @router.get("/audit/entries/{seq}")
 def entry_page(request: Request, seq: str, principal: Principal = Depends(ready_principal)) -> Response:
     """One entry as logged, its leaf hash and an inclusion proof under the latest signed checkpoint
@@ -254,7 +244,6 @@ def entry_page(request: Request, seq: str, principal: Principal = Depends(ready_
     proof: dict[str, Any] | None = None
     proof_error: str | None = None
     try:
-        _cover(hogo, index)
         proof = audit_access.prove(hogo, principal, index, ctx=ctx)
     except HogoError as exc:
         proof_error = t.error(exc)
