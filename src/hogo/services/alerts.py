@@ -255,11 +255,16 @@ def _alert(db: Session, alert_id: int, *, lock: bool = False) -> Alert:
     return a
 
 
-def get_alert(hogo: Hogo, principal: Principal, alert_id: int) -> AlertDetail:
-    """The alert and the log entries behind it."""
+def get_alert(hogo: Hogo, principal: Principal, alert_id: int, *, ctx: RequestContext | None = None) -> AlertDetail:
+    """The alert and the log entries behind it. Showing log entries is reading the log: with ``ctx`` (a
+    person looking) the read is itself logged (ANON-12)."""
     principal.require(Permission.ALERT_READ)
-    with hogo.unit_of_work(readonly=True) as db:
+    with hogo.unit_of_work(readonly=ctx is None) as db:
         a = _alert(db, alert_id)
+        if ctx is not None:
+            audit.record(db, now=hogo.clock.now(), event=Event.LOG_READ, outcome=Outcome.SUCCESS, ctx=ctx,
+                         actor_id=principal.user_id, actor_name=principal.username, target=f"alert:{a.id}",
+                         details={"rule": a.rule, "events": a.event_count})
         linked = int(db.scalar(select(func.count()).select_from(AlertEvent).where(AlertEvent.alert_id == a.id)) or 0)
         events = list(db.scalars(
             select(AuditEvent).join(AlertEvent, AlertEvent.seq == AuditEvent.seq)
