@@ -26,6 +26,7 @@ from hogo.errors import NotFound, ValidationFailed
 from hogo.services import audit, audit_tree, audit_verify, delivery
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
+from hogo.store.db import read_snapshot
 from hogo.store.models import AuditCheckpoint, AuditEvent, AuditGate, AuditRecordRef, User
 
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
@@ -118,7 +119,7 @@ def prove(hogo: Hogo, principal: Principal, seq: int, *, ctx: RequestContext) ->
         last = audit_tree.latest_checkpoint(conn)
     if last is None or last.size <= seq:  # not covered yet: sign the log as it stands now
         last = audit_tree.checkpoint(hogo)
-    with hogo.engine.connect() as conn, conn.begin():
+    with read_snapshot(hogo.engine) as conn:
         p = audit_tree.proof_for(conn, seq, last.size, hogo.tree_cache)
     return {"index": seq, "size": last.size, "leaf_hash": p["leaf_hash"].hex(), "proof": audit_tree.to_hex(p["proof"]),
             "root": p["root"].hex(), "checkpoint": last.note, "entry": None if row.entry is None else
@@ -130,7 +131,7 @@ def consistency(hogo: Hogo, principal: Principal, old_size: int, new_size: int |
     """A proof that the checkpoint of ``new_size`` (default: the latest) extends the log of ``old_size``."""
     with hogo.unit_of_work() as db:
         _note_read(db, hogo, principal, ctx, "log:consistency")
-    with hogo.engine.connect() as conn, conn.begin():
+    with read_snapshot(hogo.engine) as conn:
         last = audit_tree.latest_checkpoint(conn)
         note = last.note if last else None
         if new_size is not None:
@@ -230,7 +231,7 @@ def write_bundle(hogo: Hogo, directory: Path, a: int, b: int, cp: audit_tree.Sto
                  exported_by: str) -> dict[str, Any]:
     key = audit_tree.log_key(hogo)
     directory.mkdir(parents=True, exist_ok=True)
-    with hogo.engine.connect() as conn, conn.begin():
+    with read_snapshot(hogo.engine) as conn:
         tree = audit_tree.TreeReader(conn, hogo.tree_cache)
         with (directory / "entries.log").open("wb") as out, (directory / "leaves.bin").open("wb") as leaves:
             rows = conn.execution_options(yield_per=5000).execute(

@@ -33,6 +33,7 @@ from hogo.domain.auditlog import TILE_HEIGHT
 from hogo.domain.events import Event, Outcome
 from hogo.errors import HogoError
 from hogo.services import delivery
+from hogo.store.db import read_snapshot
 from hogo.store.models import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 
 log = logging.getLogger("hogo.audit")
@@ -152,7 +153,7 @@ def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
 def checkpoint(hogo: Hogo, *, anchor: bool = True) -> StoredCheckpoint:
     """Sign the log as it stands, store the checkpoint and send it to the sinks."""
     key = log_key(hogo)
-    with hogo.engine.connect() as conn, conn.begin():  # the head, then leaves it counts (all committed)
+    with read_snapshot(hogo.engine) as conn:  # the head and the leaves it counts
         tree = TreeReader(conn, hogo.tree_cache)
         size = tree.size()
         root = tree.root(size)

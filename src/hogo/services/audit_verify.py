@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, select
 from hogo.crypto import checkpoint as notes
 from hogo.domain import merkle
 from hogo.domain.auditlog import TILE_HEIGHT, EntryFormatError, decode, entry_seq, format_ts
+from hogo.store.db import read_snapshot
 from hogo.store.models import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 
 MODIFIED, MISSING, INSERTED, REORDERED = "modified", "missing", "inserted", "reordered"
@@ -139,7 +140,7 @@ def verify_database(engine: Engine, *, key_name: str, public_key: Ed25519PublicK
     """Recompute the log in ``engine`` (a stopped instance's database, or the live one read in one
     snapshot). ``external`` are (source, signed note) pairs kept outside the database."""
     report = Report()
-    with engine.connect() as conn, conn.begin():
+    with read_snapshot(engine) as conn:
         _verify(conn, report, key_name, public_key, list(external), deep, progress)
     return report
 
