@@ -453,3 +453,30 @@ def test_retention_removes_payloads_but_the_tree_still_verifies_ANON_12(org: Org
                      {"t": dt.datetime.now(dt.UTC), "s": last})
     report = verify(inst)
     assert report.first is not None and (report.first.kind, report.first.seq) == ("modified", last)
+
+
+def test_the_server_signs_checkpoints_every_n_entries_or_t_seconds(org: Org):
+    """The background jobs sign a checkpoint when none exists, then only when the log has grown by
+    ``audit_checkpoint_entries`` or ``audit_checkpoint_seconds`` have passed (SEC-107(3))."""
+    from hogo.services.background import BackgroundJobs
+
+    inst = org.inst
+    hogo = build(inst.hogo.settings.with_(audit_checkpoint_entries=50, audit_checkpoint_seconds=60), clock=inst.clock)
+    try:
+        jobs = BackgroundJobs(hogo)
+        jobs.run_once(force=True)
+        with hogo.engine.connect() as conn:
+            first = audit_tree.latest_checkpoint(conn)
+        assert first is not None and first.size >= size(inst) - 2  # the analysis run may add its own entries
+        guard.read_record(hogo, org.p("clerk.ito"), FILE, "E1", purpose=P1, ctx=CTX)
+        assert audit_tree.checkpoint_if_due(hogo) is None  # a few entries, a few seconds: not yet
+        inst.clock.advance(seconds=61)
+        later = audit_tree.checkpoint_if_due(hogo)
+        assert later is not None and later.size > first.size
+        now = size(inst)
+        with inst.hogo.engine.begin() as conn:
+            audit.append(conn, [LogEntry(ts=inst.clock.now(), event="test:bulk:append", outcome="success")] * 50)
+        grown = audit_tree.checkpoint_if_due(hogo)
+        assert grown is not None and grown.size >= now + 50
+    finally:
+        hogo.close()

@@ -29,21 +29,13 @@ class BackgroundJobs:
         self._last_run: dict[str, float] = {}
 
     def jobs(self) -> list[tuple[str, float, Callable[[Hogo], object]]]:
-        from hogo.services import audit_access, audit_tree
+        from hogo.services import analysis, audit_access, audit_tree
 
-        out: list[tuple[str, float, Callable[[Hogo], object]]] = [
+        return [
             ("checkpoint", self.tick_s, audit_tree.checkpoint_if_due),
+            ("analysis", float(self.hogo.settings.analysis_interval_s), analysis.run_scheduled),
             ("retention", RETENTION_INTERVAL_S, lambda h: audit_access.run_retention(h)),
         ]
-        try:
-            from hogo.services import analysis
-        except ImportError:  # pragma: no cover - the analysis module is part of the same release
-            return out
-        run = getattr(analysis, "run_scheduled", None)
-        interval = float(getattr(self.hogo.settings, "analysis_interval_s", 300))
-        if callable(run):
-            out.append(("analysis", interval, run))
-        return out
 
     def run_once(self, *, force: bool = False) -> None:
         now = time.monotonic()
