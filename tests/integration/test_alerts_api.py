@@ -9,17 +9,20 @@ reviews the thresholds they set (SEC-19).
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from hogo.api.app import create_app
 from hogo.domain.events import Event, Outcome
-from hogo.services import audit
+from hogo.services import accounts, analysis, audit
 from hogo.services.audit import RequestContext
 from hogo.store.models import AuditEvent, User
-from support import Instance, active_user, api_login, bearer
+from support import CTX, USER_PASSWORD, Instance, active_user, api_login, bearer
 
 JST = dt.timezone(dt.timedelta(hours=9))
 T0 = dt.datetime(2026, 4, 7, 10, 0, tzinfo=JST)
@@ -29,17 +32,19 @@ ROLES = {"gpm.sato": "general_protection_manager", "auditor.watanabe": "auditor"
 
 
 @pytest.fixture
-def tokens(inst: Instance, client: TestClient) -> dict[str, dict[str, str]]:
-    """Bearer headers for the admin and for a person in each role (all with MFA)."""
+def secrets(inst: Instance) -> dict[str, str]:
+    """A person in each role (with MFA); their TOTP secrets."""
     admin = inst.admin_principal()
-    from hogo.services import accounts
-    from support import CTX
-
     accounts.create_department(inst.hogo, admin, code="KANSA", name="監査室", ctx=CTX)
+    return {name: active_user(inst, admin, name, [role], "KANSA") for name, role in ROLES.items()}
+
+
+@pytest.fixture
+def tokens(inst: Instance, client: TestClient, secrets: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Bearer headers for the admin and for each person."""
     out = {"admin": bearer(api_login(client, inst)["token"])}
-    for name, role in ROLES.items():
-        secret = active_user(inst, admin, name, [role], "KANSA")
-        out[name] = bearer(api_login(client, inst, name, "Sakura-Kumo-Umi-47", secret)["token"])
+    for name, secret in secrets.items():
+        out[name] = bearer(api_login(client, inst, name, USER_PASSWORD, secret)["token"])
     return out
 
 
@@ -213,3 +218,96 @@ def test_monthly_report_as_json_and_markdown_MN_6c(
     with inst.hogo.unit_of_work(readonly=True) as db:
         made = db.scalars(select(AuditEvent.actor_name).where(AuditEvent.event == Event.REPORT_GENERATED.value)).all()
     assert made == ["auditor.watanabe", "gpm.sato"]
+
+
+# ------------------------------------------------------------------------------------- web
+
+
+@pytest.fixture
+def web(inst: Instance) -> Iterator[TestClient]:
+    """A browser-like client over https (the session cookie is Secure)."""
+    with TestClient(create_app(inst.hogo), base_url="https://127.0.0.1") as c:
+        yield c
+
+
+def web_sign_in(c: TestClient, inst: Instance, name: str, secret: str) -> str:
+    """Signs in through the login form; returns the session's CSRF token."""
+    c.cookies.clear()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text)
+    assert token
+    r = c.post("/login", data={"csrf_token": token.group(1), "username": name, "password": USER_PASSWORD,
+                               "totp": inst.next_code(secret)}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', c.get("/").text)
+    assert m
+    return m.group(1)
+
+
+def raise_alert(inst: Instance, secrets: dict[str, str], who: str = "clerk.ito") -> int:
+    from support import sign_in
+
+    gpm = sign_in(inst, "gpm.sato", secrets["gpm.sato"]).principal
+    analysis.set_config(inst.hogo, gpm, {"bulk.max_records": 10, "bulk.max_persons": 1000,
+                                         "new_address.enabled": False}, note="試験", ctx=CTX)
+    downloads(inst, who, 12)
+    r = analysis.run(inst.hogo)
+    [alert_id] = r.raised
+    return alert_id
+
+
+def test_web_inbox_lists_acknowledges_and_closes_in_place_ANON_13(
+        inst: Instance, web: TestClient, secrets: dict[str, str]):
+    """ANON-13, SEC-132: the inbox shows the alert (Japanese first, English on request) with the
+    analysis's warnings; acknowledging (htmx) answers with the alert's row; an alert about oneself is
+    refused with the reason (SEC-19); closing without htmx goes back to the inbox; the detail page lists
+    the log entries behind the alert, and looking is logged (ANON-12). Every POST needs the CSRF token."""
+    alert_id = raise_alert(inst, secrets)
+    csrf = web_sign_in(web, inst, "auditor.watanabe", secrets["auditor.watanabe"])
+    page = web.get("/alerts")
+    assert page.status_code == 200
+    assert "大量ダウンロードの警告" in page.text and f'id="alert-{alert_id}"' in page.text
+    assert 'data-testid="warning-no_alert_sinks"' in page.text
+    web.cookies.set("hogo_lang", "en")
+    assert "Bulk download warning" in web.get("/alerts").text
+    web.cookies.set("hogo_lang", "ja")
+
+    r = web.post(f"/alerts/{alert_id}/ack", data={"note": "確認中"}, headers={"HX-Request": "true"})
+    assert r.status_code == 403  # no CSRF token
+    r = web.post(f"/alerts/{alert_id}/ack", data={"note": "確認中", "csrf_token": csrf},
+                 headers={"HX-Request": "true"})
+    assert r.status_code == 200 and r.text.lstrip().startswith(f'<tbody id="alert-{alert_id}"')
+    assert 'data-status="acknowledged"' in r.text and "確認中" in r.text and 'data-testid="row-notice"' in r.text
+
+    detail = web.get(f"/alerts/{alert_id}")
+    assert detail.status_code == 200 and detail.text.count('data-testid="event-row"') == 12
+    assert "clerk.ito が 60 分以内に 12 件" in detail.text
+    with inst.hogo.unit_of_work(readonly=True) as db:
+        assert db.scalar(select(AuditEvent.actor_name).where(AuditEvent.event == Event.LOG_READ.value,
+                                                             AuditEvent.target == f"alert:{alert_id}")) \
+            == "auditor.watanabe"
+
+    r = web.post(f"/alerts/{alert_id}/close", data={"resolution": "問題なし", "csrf_token": csrf},
+                 follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/alerts"
+    assert f'id="alert-{alert_id}"' not in web.get("/alerts").text
+    assert 'data-status="closed"' in web.get("/alerts?status=closed").text
+
+    own = raise_again(inst, "sirt.kobayashi")
+    csrf = web_sign_in(web, inst, "sirt.kobayashi", secrets["sirt.kobayashi"])
+    r = web.post(f"/alerts/{own}/ack", data={"csrf_token": csrf}, headers={"HX-Request": "true"})
+    assert r.status_code == 403 and 'data-testid="row-error"' in r.text and "SEC-19" in r.text
+
+
+def raise_again(inst: Instance, who: str) -> int:
+    downloads(inst, who, 12, start=T0 + dt.timedelta(days=1))
+    [alert_id] = analysis.run(inst.hogo).raised
+    return alert_id
+
+
+def test_web_inbox_is_refused_to_clerks_and_administrators_SEC_132(
+        inst: Instance, web: TestClient, secrets: dict[str, str]):
+    """SEC-132: the inbox is for auditors, SIRT and the general protection manager."""
+    web_sign_in(web, inst, "clerk.ito", secrets["clerk.ito"])
+    r = web.get("/alerts")
+    assert r.status_code == 403 and "監査責任者、SIRT要員、総括保護管理者" in r.text
+    assert web.get("/alerts/1").status_code == 403
