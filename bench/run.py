@@ -16,6 +16,10 @@
    (open loop, no coordinated omission).
 5. The policy decision over 10,000 grants in process, against a dict lookup.
 (3–5 are in ``bench/bench_data.py``.)
+6–8. The tamper-evident log: durable appends with group commit (SQLite, and PostgreSQL with ``--pg`` or
+   ``HOGO_BENCH_PG_URL``/``HOGO_TEST_PG_URL``), verifying 1,000,000 entries, and inclusion proofs
+   (1,000,000 entries; 10,000,000 with ``--full``, fixture cached): ``bench/log_bench.py``.
+9. The bulk-download rule over 1,000,000 events (``bench/analysis_bench.py``, when it is there).
 
 Prints a report and writes ``bench/results/latest.json``. Everything is bounded in time and runs on
 127.0.0.1 only; the instances live in a temporary directory that is removed afterwards.
@@ -43,6 +47,7 @@ from typing import Any
 import argon2
 import bench_data
 import httpx
+import log_bench
 from common import (
     BENCH_DIR,
     Server,
@@ -266,6 +271,7 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"   mean: hogo {m['hogo']:.1f} req/s, bare {m['bare']:.1f} req/s, "
               f"hogo/bare = {ht['ratio_hogo_over_bare']:.3f}")
     bench_data.print_data_report(res)
+    log_bench.print_log_report(res)
     if "elapsed_s" in res:
         print(f"\n{res['elapsed_s']:.0f} s in all")
     print(f"written to {res['written_to']}")
@@ -285,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-http", action="store_true")
     p.add_argument("--skip-data", action="store_true", help="skip the import and record-read benchmarks")
     p.add_argument("--skip-policy", action="store_true")
+    p.add_argument("--skip-log", action="store_true", help="skip the log benchmarks (appends, verify, proofs)")
+    p.add_argument("--full", action="store_true", help="inclusion proofs over 10,000,000 entries (default 1,000,000)")
+    p.add_argument("--pg", default=None, help="PostgreSQL URL for the log appends (default HOGO_BENCH_PG_URL, "
+                   "then HOGO_TEST_PG_URL; without one they are skipped)")
     p.add_argument("--import-rows", type=int, default=100_000, help="rows to import (default 100,000)")
     p.add_argument("--plain-rounds", type=int, default=3, help="runs of the plain insert baseline (median)")
     p.add_argument("--rate", type=float, default=200.0, help="fixed request rate for the read latency (req/s)")
@@ -322,6 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_policy:
         log("policy: decide() over 10,000 grants …")
         result["policy"] = bench_data.bench_policy()
+    if not args.skip_log:
+        opts = log_bench.LogOptions(pg_url=args.pg or log_bench.pg_url_from_env())
+        if args.quick:
+            opts.duration, opts.rounds, opts.verify_entries, opts.proof_size = 1.0, 1, 100_000, 100_000
+            opts.bulk_entries = 100_000
+        if args.full:
+            opts.proof_size = 10_000_000
+        result.update(log_bench.bench_log(opts))
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result["written_to"] = str(args.out)
