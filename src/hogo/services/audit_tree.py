@@ -43,6 +43,7 @@ _NODES: Table = AuditNode.__table__  # type: ignore[assignment]
 _HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
 _CHECKPOINTS: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
 _CACHE_LIMIT = 200_000  # complete nodes never change: a process keeps the ones it has computed
+_TILE = 1 << TILE_HEIGHT
 
 
 class LogUnavailable(HogoError):
@@ -59,6 +60,7 @@ class TreeReader:
     def __init__(self, conn: Connection, cache: dict[tuple[int, int], bytes] | None = None) -> None:
         self.conn = conn
         self.cache = cache if cache is not None else {}
+        self._blocks: dict[tuple[int, int], list[bytes]] = {}
 
     def size(self) -> int:
         return int(self.conn.execute(select(_HEAD.c.size).where(_HEAD.c.id == 1)).scalar_one())
@@ -83,12 +85,33 @@ class TreeReader:
             return hit
         base = level - level % TILE_HEIGHT
         width = 1 << (level - base)
-        hashes = self.level_hashes(base, idx * width, (idx + 1) * width)
+        first = idx * width
+        block = self._block(base, first - first % _TILE)
+        offset = first % _TILE
+        hashes = block[offset:offset + width]
+        if len(hashes) != width:
+            raise LogUnavailable(f"the log is missing hashes at level {base} in [{first}, {first + width})")
         value = hashes[0] if width == 1 else merkle.root_of_leaves(hashes)
         if len(self.cache) >= _CACHE_LIMIT:
             self.cache.clear()
         self.cache[key] = value
         return value
+
+    def _block(self, level: int, start: int) -> list[bytes]:
+        """The stored hashes of one 256-wide block at a stored level, read once per reader: a proof's
+        siblings below the next stored level all lie in the same block."""
+        key = (level, start)
+        block = self._blocks.get(key)
+        if block is None:
+            if level == 0:
+                q = (select(_EVENTS.c.leaf_hash).where(_EVENTS.c.seq >= start, _EVENTS.c.seq < start + _TILE)
+                     .order_by(_EVENTS.c.seq))
+            else:
+                q = (select(_NODES.c.hash).where(_NODES.c.level == level, _NODES.c.idx >= start,
+                                                 _NODES.c.idx < start + _TILE).order_by(_NODES.c.idx))
+            block = [bytes(h) for h in self.conn.execute(q).scalars()]
+            self._blocks[key] = block
+        return block
 
     def subtree(self, start: int, end: int) -> bytes:
         """MTH(D[start:end]) for ranges whose start is aligned (all that proofs and roots ask for)."""

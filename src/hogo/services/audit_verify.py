@@ -89,28 +89,62 @@ class Report:
 
 
 class _Stack:
-    """Streams leaves into complete-subtree roots (left to right) and yields the root at any size."""
+    """Streams hashes of complete subtrees at ``base`` level into larger ones (left to right), noting
+    the roots completed at stored levels (multiples of 8) so they can be compared with the database."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: int = 0) -> None:
+        self.base = base
         self.stack: list[tuple[int, bytes]] = []
         self.count = 0
-        self.completed: list[tuple[int, int, bytes]] = []  # (level, idx, hash) at tile levels, for checking
+        self.completed: list[tuple[int, int, bytes]] = []  # (level, idx, hash)
 
-    def push(self, leaf: bytes) -> None:
-        height, node = 0, leaf
+    def push(self, node: bytes) -> None:
+        height = 0
         stack = self.stack
         while stack and stack[-1][0] == height:
             node = merkle.node_hash(stack.pop()[1], node)
             height += 1
-            if height % TILE_HEIGHT == 0:
-                self.completed.append((height, (self.count + 1 >> height) - 1, node))
+            level = self.base + height
+            if level % TILE_HEIGHT == 0:
+                self.completed.append((level, ((self.count + 1) >> height) - 1, node))
         stack.append((height, node))
         self.count += 1
 
+
+def _perfect_root(hashes: list[bytes]) -> bytes:
+    """The root of a complete subtree from its 2^k leaves, level by level (faster than a stack)."""
+    sha = hashlib.sha256
+    while len(hashes) > 1:
+        it = iter(hashes)
+        hashes = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=True)]
+    return hashes[0]
+
+
+class _Tree:
+    """The tree over streamed leaves: 256-leaf blocks hashed whole, their roots stacked above."""
+
+    def __init__(self) -> None:
+        self.block: list[bytes] = []
+        self.upper = _Stack(base=TILE_HEIGHT)
+        self.blocks = 0
+
+    def add(self, leaf: bytes) -> bytes | None:
+        """Adds a leaf; returns the block's root when this leaf completes a block."""
+        block = self.block
+        block.append(leaf)
+        if len(block) < _TILE:
+            return None
+        root = _perfect_root(block)
+        self.block = []
+        self.upper.push(root)
+        self.blocks += 1
+        return root
+
     def root(self) -> bytes:
-        if not self.stack:
-            return merkle.EMPTY_ROOT
-        return merkle.fold_right([h for _, h in self.stack])
+        hashes = [h for _, h in self.upper.stack]
+        n = len(self.block)
+        hashes += [_perfect_root(self.block[idx << lv:(idx + 1) << lv]) for lv, idx in merkle.complete_subtrees(0, n)]
+        return merkle.fold_right(hashes) if hashes else merkle.EMPTY_ROOT
 
 
 # ----------------------------------------------------------------------------- the database
@@ -173,71 +207,59 @@ def _verify(conn: Connection, report: Report, key_name: str, public_key: Ed25519
                     ev.c.subject_user_id, ev.c.target, ev.c.file_code, ev.c.purpose, ev.c.record_count,
                     ev.c.client_addr, ev.c.session_id, ev.c.details]
     total = int(head or 0)
-    rows = conn.execution_options(yield_per=5000).execute(select(*columns).order_by(ev.c.seq))
-    stack = _Stack()
+    streamed = conn.execution_options(stream_results=True, yield_per=10_000)
+    if deep:  # typed values, to compare with the entry
+        rows = streamed.execute(select(*columns).order_by(ev.c.seq))
+    else:  # plain rows from the driver: the fast path for the hashes and indices alone
+        rows = streamed.exec_driver_sql("SELECT seq, entry, leaf_hash, expired_at FROM audit_events ORDER BY seq")
+    tree = _Tree()
     sizes = sorted(by_size)
     roots_at: dict[int, bytes] = {}
     si = 0
     while si < len(sizes) and sizes[si] == 0:
         roots_at[0] = merkle.EMPTY_ROOT
         si += 1
+    next_size = sizes[si] if si < len(sizes) else -1
     position = 0
-    claimed: set[int] = set()
-    pending_missing: int | None = None
-    for row in rows:
-        seq, entry, leaf = row[0], row[1], bytes(row[2])
-        if seq != position and pending_missing is None:
-            report.add(MISSING if seq > position else INSERTED, position,
-                       f"entry {position} is missing (the next stored entry is {seq})" if seq > position
-                       else f"entry {seq} appears again at position {position}")
-            pending_missing = position
-        if entry is None:
-            if row[3] is None:
-                report.add(MODIFIED, seq, f"entry {seq} has no payload and no expiry: it was erased")
-            else:
-                report.expired += 1
-                expired_ranges.append((seq, seq + 1))
-        else:
-            entry = bytes(entry)
-            if merkle.leaf_hash(entry) != leaf:
-                report.add(MODIFIED, seq, f"entry {seq} does not match its leaf hash: it was changed")
-            try:
-                claim = entry_seq(entry)
-            except EntryFormatError as exc:
-                report.add(MODIFIED, seq, f"entry {seq} is malformed ({exc})")
-                claim = seq
-            if claim != position:
-                if claim in claimed:
-                    report.add(INSERTED, position, f"the entry at position {position} claims index {claim}, "
-                                                   "which an earlier entry holds: it was inserted")
-                elif claim > position:
-                    report.add(REORDERED if claim < total else INSERTED, position,
-                               f"the entry at position {position} claims index {claim}: entries were "
-                               + ("reordered or removed" if claim < total else "added beyond the log's end"))
+    reported_gap = False
+    sha = hashlib.sha256
+    for part in rows.partitions():
+        for row in part:
+            seq, entry, leaf = row[0], row[1], bytes(row[2])
+            if seq != position and not reported_gap:
+                report.add(MISSING if seq > position else INSERTED, position,
+                           f"entry {position} is missing (the next stored entry is {seq})" if seq > position
+                           else f"entry {seq} appears again at position {position}")
+                reported_gap = True
+            if entry is None:
+                if row[3] is None:
+                    report.add(MODIFIED, seq, f"entry {seq} has no payload and no expiry: it was erased")
                 else:
-                    report.add(REORDERED, position, f"the entry at position {position} claims index {claim}")
-            claimed.add(claim)
-            if deep:
-                _compare_columns(report, seq, entry, row)
-        stack.push(leaf)
-        position += 1
-        for level, idx, h in stack.completed:
-            stored = stored_nodes.get((level, idx))
-            if stored is None:
-                report.add(MISSING, (idx + 1) * (1 << level) - 1, f"tree node {level}/{idx} is missing")
-            elif stored != h:
-                report.add(MODIFIED, idx * (1 << level), f"tree node {level}/{idx} (entries "
-                           f"{idx << level}–{((idx + 1) << level) - 1}) differs from the entries")
-        stack.completed.clear()
-        while si < len(sizes) and sizes[si] == position:
-            roots_at[position] = stack.root()
-            si += 1
-        if progress is not None and position % 50_000 == 0:
+                    report.expired += 1
+                    expired_ranges.append((seq, seq + 1))
+            else:
+                entry = bytes(entry)
+                if sha(b"\x00" + entry).digest() != leaf:
+                    report.add(MODIFIED, seq, f"entry {seq} does not match its leaf hash: it was changed")
+                if not entry.startswith(b"hogo-log/1 %d " % position):
+                    _misplaced(report, entry, position, total)
+                if deep:
+                    _compare_columns(report, seq, entry, row)
+            position += 1
+            block_root = tree.add(leaf)
+            if block_root is not None:
+                _check_nodes(report, stored_nodes, [(TILE_HEIGHT, tree.blocks - 1, block_root),
+                                                    *tree.upper.completed])
+                tree.upper.completed.clear()
+            if position == next_size:
+                roots_at[position] = tree.root()
+                while si < len(sizes) and sizes[si] == position:
+                    si += 1
+                next_size = sizes[si] if si < len(sizes) else -1
+        if progress is not None:
             progress(position, total)
     report.size = position
     report.entries_checked = position
-    if progress is not None:
-        progress(position, total)
     if head is None:
         report.add(MODIFIED, None, "the log's head is missing")
     elif int(head) != position:
@@ -264,6 +286,35 @@ def _verify(conn: Connection, report: Report, key_name: str, public_key: Ed25519
                 report.checkpoints_verified += 1
                 if size >= report.latest_size:
                     report.latest_size, report.latest_checkpoint = size, c.note
+
+
+def _check_nodes(report: Report, stored_nodes: dict[tuple[int, int], bytes],
+                 computed: list[tuple[int, int, bytes]]) -> None:
+    for level, idx, h in computed:
+        stored = stored_nodes.get((level, idx))
+        if stored is None:
+            report.add(MISSING, ((idx + 1) << level) - 1, f"tree node {level}/{idx} is missing")
+        elif stored != h:
+            report.add(MODIFIED, idx << level, f"tree node {level}/{idx} (entries {idx << level}–"
+                       f"{((idx + 1) << level) - 1}) differs from the entries")
+
+
+def _misplaced(report: Report, entry: bytes, position: int, total: int) -> None:
+    """An entry that does not claim its own position: say which kind of damage that is."""
+    try:
+        claim = entry_seq(entry)
+    except EntryFormatError as exc:
+        report.add(MODIFIED, position, f"entry {position} is malformed ({exc})")
+        return
+    if claim < position:
+        report.add(INSERTED, position, f"the entry at position {position} claims index {claim}, which an "
+                                       "earlier entry holds: one was inserted")
+    elif claim < total:
+        report.add(REORDERED, position, f"the entry at position {position} claims index {claim}: entries were "
+                                        "reordered or removed")
+    else:
+        report.add(INSERTED, position, f"the entry at position {position} claims index {claim}, beyond the "
+                                       "log's end: it was added")
 
 
 def _compare_columns(report: Report, seq: int, entry: bytes, row: Any) -> None:
