@@ -53,8 +53,8 @@ class Hogo:
     tree_cache: dict[tuple[int, int], bytes] = dataclasses.field(default_factory=dict)
     # Per-process state of services (e.g. when the log's anchoring was last checked).
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
-    _group_leader: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-    _group_guard: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _group_cond: threading.Condition = dataclasses.field(default_factory=threading.Condition)
+    _group_leading: bool = False
     _group_queue: list[_Grouped] = dataclasses.field(default_factory=list)
 
     @property
@@ -90,24 +90,33 @@ class Hogo:
 
         Callers arriving while another group commits share the next transaction: one commit, one
         fsync, for all of them (group commit). If it fails, it fails for every caller of the group
-        (closed): nobody is told their access was recorded unless it was."""
+        (closed): nobody is told their access was recorded unless it was. Waiting callers sleep on
+        one condition: when a group is done, the next leader takes everyone who queued meanwhile."""
         item = _Grouped(work)
-        with self._group_guard:
+        cond = self._group_cond
+        with cond:
             self._group_queue.append(item)
-        with self._group_leader:  # one group at a time; whoever gets here first takes everyone queued
-            if not item.done:
-                with self._group_guard:
-                    group, self._group_queue = self._group_queue, []
-                try:
-                    with self.unit_of_work() as db:
-                        for g in group:
-                            g.work(db)
-                except BaseException as exc:
+            while not item.done and self._group_leading:
+                cond.wait()
+            if item.done:
+                group: list[_Grouped] = []
+            else:
+                self._group_leading = True
+                group, self._group_queue = self._group_queue, []
+        if group:
+            try:
+                with self.unit_of_work() as db:
                     for g in group:
-                        g.error = exc
-                finally:
+                        g.work(db)
+            except BaseException as exc:
+                for g in group:
+                    g.error = exc
+            finally:
+                with cond:
                     for g in group:
                         g.done = True
+                    self._group_leading = False
+                    cond.notify_all()
         if item.error is not None:
             raise item.error
 
