@@ -400,6 +400,28 @@ def test_two_processes_running_at_once_raise_each_alert_once_ANON_12(inst: Insta
         assert db.scalar(select(func.count()).select_from(AnalysisRun).where(AnalysisRun.status == "done")) == 1
 
 
+def test_the_scheduler_works_off_a_backlog_in_batches_across_runs_MN_6c(inst: Instance,
+                                                                        monkeypatch: pytest.MonkeyPatch):
+    """MN-6c (analysed periodically), ANON-12: the scheduled analysis takes the backlog in batches; a
+    burst split across batches is still found (each batch sees the window before it), once."""
+    p = people(inst)
+    set_thresholds(inst, p["gpm.sato"], quiet_changes(bulk={"max_records": 10, "max_persons": 1000}))
+    uid = user(inst, "batched")
+    record(inst, reads(uid, "batched", TUESDAY, 25))
+    monkeypatch.setattr(analysis, "SCHEDULED_BATCH", 7)
+    result = analysis.run_scheduled(inst.hogo)
+    assert result is not None and not result.more
+    [a] = alert_rows(inst)
+    assert (a.rule, a.subject_name, a.event_count) == ("bulk", "batched", 25)
+    with inst.hogo.unit_of_work(readonly=True) as db:
+        runs = db.execute(select(AnalysisRun.from_seq, AnalysisRun.to_seq).order_by(AnalysisRun.id)).all()
+        head = db.scalar(select(func.max(AuditEvent.seq)))
+    assert len(runs) > 3 and all(r.to_seq - r.from_seq < 7 for r in runs)
+    assert [r.from_seq for r in runs[1:]] == [r.to_seq + 1 for r in runs[:-1]]
+    assert runs[-1].to_seq < head  # the run's own entries come after it
+    assert analysis.run_scheduled(inst.hogo).status == "idle"  # type: ignore[union-attr]
+
+
 def test_a_run_holding_the_lease_makes_others_wait_until_it_expires(inst: Instance):
     """ANON-12: a run that died while holding the lease blocks others only until the lease expires."""
     with inst.hogo.unit_of_work() as db:

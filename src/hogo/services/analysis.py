@@ -52,6 +52,7 @@ import datetime as dt
 import logging
 import math
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -110,9 +111,11 @@ U: Table = User.__table__  # type: ignore[assignment]
 UR: Table = UserRole.__table__  # type: ignore[assignment]
 
 MAX_BATCH = 1_000_000  # log entries per run; a larger backlog is worked off by the following runs
+# The scheduler shares its thread with checkpoint signing: smaller batches, and a time budget per call.
+SCHEDULED_BATCH = 200_000
+SCHEDULED_BUDGET_S = 20.0
 MAX_LINKS = 1000  # log entries linked to one alert (its event_count counts them all)
 MAX_DELIVERY_ATTEMPTS = 5
-MAX_SCHEDULED_BATCHES = 10
 # Entries the analysis writes itself: a run made of nothing else has nothing to analyse.
 OWN_EVENTS = (Event.ANALYSIS_RUN.value, Event.ALERT_RAISED.value, Event.ALERT_UPDATED.value,
               Event.ALERT_DELIVERED.value)
@@ -963,7 +966,7 @@ def _actor(principal: Principal | None) -> dict[str, Any]:
 
 def run(hogo: Hogo, *, now: dt.datetime | None = None, trigger: str = "schedule",
         principal: Principal | None = None, ctx: RequestContext | None = None,
-        from_seq: int | None = None) -> RunResult:
+        from_seq: int | None = None, max_entries: int = MAX_BATCH) -> RunResult:
     """Analyse the log entries recorded since the last run (or, with ``from_seq``, again from there):
     raise or extend alerts, advance the high-water mark, deliver new alerts to the sinks.
 
@@ -984,7 +987,7 @@ def run(hogo: Hogo, *, now: dt.datetime | None = None, trigger: str = "schedule"
             return RunResult("busy", trigger, started_at=now)
         size = int(db.scalar(select(AuditHead.size).where(AuditHead.id == 1)) or 0)
         start = state.high_water + 1 if from_seq is None else from_seq
-        end = min(size - 1, start + MAX_BATCH - 1)
+        end = min(size - 1, start + max(1, max_entries) - 1)
         stats = db.execute(select(func.min(E.c.ts), func.max(E.c.ts), func.count(),
                                   func.sum(case((E.c.event.in_(OWN_EVENTS), 0), else_=1)))
                            .where(E.c.seq >= start, E.c.seq <= end)).one()
@@ -996,7 +999,7 @@ def run(hogo: Hogo, *, now: dt.datetime | None = None, trigger: str = "schedule"
             state.high_water = max(state.high_water, end)
             state.last_run_at = now
             return RunResult("idle", trigger, from_seq=start, to_seq=end, events=n, config_version=config.version,
-                             started_at=now, finished_at=now)
+                             more=end < size - 1, started_at=now, finished_at=now)
         r = AnalysisRun(trigger=trigger, status="running", started_at=now, from_seq=start, to_seq=end, events=n,
                         config_version=config.version, alerts_raised=0, alerts_updated=0, **_actor(principal))
         db.add(r)
@@ -1042,7 +1045,7 @@ def run(hogo: Hogo, *, now: dt.datetime | None = None, trigger: str = "schedule"
             state.lease_run_id, state.lease_until = None, None
     return RunResult("done", trigger, run_id=run_id, from_seq=start, to_seq=end, events=n,
                      config_version=config.version, raised=tuple(raised), updated=tuple(updated),
-                     deliveries=deliveries, more=end - start + 1 >= MAX_BATCH, started_at=now, finished_at=finished)
+                     deliveries=deliveries, more=end < size - 1, started_at=now, finished_at=finished)
 
 
 def _fail(hogo: Hogo, run_id: int, now: dt.datetime, exc: Exception, ctx: RequestContext,
@@ -1063,18 +1066,19 @@ def _fail(hogo: Hogo, run_id: int, now: dt.datetime, exc: Exception, ctx: Reques
 
 
 def run_scheduled(hogo: Hogo) -> RunResult | None:
-    """For the scheduler thread (every ``settings.analysis_interval_s``): runs until the backlog is worked
-    off (at most a few batches), never raises; failures are logged and recorded in the log."""
+    """For the scheduler thread (every ``settings.analysis_interval_s``): works off the backlog in batches
+    for at most ``SCHEDULED_BUDGET_S`` (the thread also signs checkpoints); never raises: failures are
+    logged here and recorded in the log by the run."""
     result: RunResult | None = None
-    for _ in range(MAX_SCHEDULED_BATCHES):
+    started = time.monotonic()
+    while True:
         try:
-            result = run(hogo, trigger="schedule")
+            result = run(hogo, trigger="schedule", max_entries=SCHEDULED_BATCH)
         except Exception:  # a background thread must survive; the run recorded its failure
             log.exception("scheduled log analysis failed")
             return None
-        if not result.more:
-            break
-    return result
+        if not result.more or time.monotonic() - started > SCHEDULED_BUDGET_S:
+            return result
 
 
 # ------------------------------------------------------------------------------- delivery
