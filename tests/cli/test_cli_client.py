@@ -17,7 +17,7 @@ def test_every_error_status_maps_to_its_documented_exit_code() -> None:
     """One mapping from HTTP status to exit code, as listed in ``hogo --help``."""
     assert [c.exit_code_for_status(s) for s in (400, 401, 403, 404, 409, 413, 422, 429, 500)] == [
         1, 3, 4, 5, 6, 7, 7, 8, 1]
-    assert set(c.EXIT_CODES) == set(range(10))
+    assert set(c.EXIT_CODES) == set(range(11))
 
 
 def test_server_addresses_are_normalised_and_checked() -> None:

@@ -143,6 +143,7 @@ def render(request: Request, name: str, *, principal: Principal | None = None, s
         "principal": principal,
         "ready": bool(principal and not principal.pending_steps),
         "is_admin": bool(principal and principal.can(Permission.ACCOUNT_WRITE)),
+        "may_alerts": bool(principal and principal.can(Permission.ALERT_READ)),
         "csrf": csrf,
         "path": request.url.path,
         "fmt": _Formatter(hogo.settings.timezone),
