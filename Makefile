@@ -67,7 +67,7 @@ lint: install ## ruff and mypy
 migration-check: install ## Migrations vs models, downgrade/upgrade, append-only audit table (SQLite + PostgreSQL)
 	$(BIN)/python -m pytest tests/integration/test_migrations.py $(PYTEST_ARGS)
 
-bench: install ## Login, whoami, import, record-read and policy benchmarks vs plain baselines (~3 min); writes bench/results/latest.json
+bench: install ## Auth, import, record-read, policy and audit-log benchmarks vs plain baselines (~8 min); writes bench/results/latest.json
 	@if ! command -v wrk >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing wrk (Debian package) for the load generator"; \
