@@ -14,8 +14,10 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, case, delete, func, literal_column, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from hogo.bootstrap import Hogo
 from hogo.crypto import checkpoint as notes
@@ -32,6 +34,11 @@ from hogo.store.models import AuditCheckpoint, AuditEvent, AuditGate, AuditRecor
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 _REFS: Table = AuditRecordRef.__table__  # type: ignore[assignment]
 MAX_PAGE = 1000
+OUTCOMES = tuple(o.value for o in Outcome)
+DATA_EVENTS = tuple(e.value for e in Event if e.value.startswith("data:record:"))
+DENIAL_EVENTS = (*DATA_EVENTS, Event.GRANT_DENIED.value)
+TOP_USERS = 10
+RECENT_DENIALS = 20
 MAX_BUNDLE_ENTRIES = 5_000_000
 
 
@@ -52,7 +59,8 @@ class SearchFilter:
         return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in out.items()}
 
 
-def _may_read_all(principal: Principal) -> bool:
+def may_read_all(principal: Principal) -> bool:
+    """The whole log (auditors, SIRT, the general protection manager); others read their own history."""
     return principal.can(Permission.AUDIT_READ)
 
 
@@ -72,7 +80,7 @@ def search(hogo: Hogo, principal: Principal, f: SearchFilter, *, ctx: RequestCon
             if uid is None:
                 raise NotFound(f"no user {f.user!r}", code="user_not_found")
             q = q.where(or_(AuditEvent.actor_id == uid, AuditEvent.subject_user_id == uid))
-        if not _may_read_all(principal):
+        if not may_read_all(principal):
             q = q.where(or_(AuditEvent.actor_id == principal.user_id, AuditEvent.subject_user_id == principal.user_id))
         if f.file:
             q = q.where(AuditEvent.file_code == f.file.strip().lower())
@@ -99,7 +107,7 @@ def entry(hogo: Hogo, principal: Principal, seq: int, *, ctx: RequestContext) ->
     """One entry as logged, with its leaf hash (and an inclusion proof when a checkpoint covers it)."""
     with hogo.unit_of_work() as db:
         row = db.get(AuditEvent, seq)
-        if row is None or not (_may_read_all(principal) or principal.user_id in (row.actor_id, row.subject_user_id)):
+        if row is None or not (may_read_all(principal) or principal.user_id in (row.actor_id, row.subject_user_id)):
             raise NotFound(f"no log entry {seq}", code="entry_not_found")
         _note_read(db, hogo, principal, ctx, f"log:entry:{seq}")
         out: dict[str, Any] = {"seq": seq, "leaf_hash": row.leaf_hash.hex(), "expired": row.entry is None,
@@ -112,7 +120,7 @@ def prove(hogo: Hogo, principal: Principal, seq: int, *, ctx: RequestContext) ->
     """An RFC 9162 inclusion proof of entry ``seq`` in the latest signed checkpoint."""
     with hogo.unit_of_work() as db:
         row = db.get(AuditEvent, seq)
-        if row is None or not (_may_read_all(principal) or principal.user_id in (row.actor_id, row.subject_user_id)):
+        if row is None or not (may_read_all(principal) or principal.user_id in (row.actor_id, row.subject_user_id)):
             raise NotFound(f"no log entry {seq}", code="entry_not_found")
         _note_read(db, hogo, principal, ctx, f"log:proof:{seq}")
     with hogo.engine.connect() as conn:
@@ -159,6 +167,102 @@ def latest_checkpoint(hogo: Hogo, principal: Principal, *, fresh: bool, ctx: Req
     with hogo.engine.connect() as conn:
         last = audit_tree.latest_checkpoint(conn)
     return last.note if last else audit_tree.checkpoint(hogo).note
+
+
+# -------------------------------------------------------------------------------------- activity
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucket:
+    """One bar: a local day or a UTC hour, with its accesses by outcome."""
+
+    start: dt.datetime
+    axis: str  # short label under the bar
+    title: str  # full label (tooltip, table)
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class Activity:
+    days: int
+    hourly: bool
+    since: dt.datetime
+    until: dt.datetime
+    buckets: list[Bucket]
+    top: list[dict[str, Any]]
+    denials: list[AuditEvent]
+
+    def totals(self) -> dict[str, int]:
+        return {o: sum(b.counts[o] for b in self.buckets) for o in OUTCOMES}
+
+
+def _utc_hour(db_is_sqlite: bool) -> ColumnElement[str]:
+    """The UTC hour of an entry as ``YYYY-MM-DD HH`` text. The formats are SQL literals, not bound
+    parameters, so PostgreSQL sees the same expression in SELECT and GROUP BY."""
+    if db_is_sqlite:
+        return func.strftime(literal_column("'%Y-%m-%d %H'"), AuditEvent.ts)
+    return func.to_char(func.timezone(literal_column("'UTC'"), AuditEvent.ts), literal_column("'YYYY-MM-DD HH24'"))
+
+
+def _periods(now: dt.datetime, days: int, tz: ZoneInfo) -> tuple[bool, list[dt.datetime], dt.datetime]:
+    """The bars' start instants and the end of the last: hours for up to two days, else local days."""
+    if days <= 2:
+        end = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+        return True, [end - dt.timedelta(hours=days * 24 - i) for i in range(days * 24)], end
+    today = now.astimezone(tz).date()
+    starts = [dt.datetime.combine(today - dt.timedelta(days=days - 1 - i), dt.time(), tzinfo=tz) for i in range(days)]
+    return False, starts, dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+
+
+def activity(hogo: Hogo, principal: Principal, days: int, *, ctx: RequestContext) -> Activity:
+    """Data-access volume per day (or hour) by outcome, the top users by records accessed, and the
+    latest denials, for the last ``days`` days (SEC-107(2), MN-3b). GROUP BY over the (event, ts)
+    index: the database returns at most one row per hour and outcome. The read is logged (ANON-12)."""
+    principal.require(Permission.AUDIT_READ)
+    tz = ZoneInfo(hogo.settings.timezone)
+    hourly, starts, end = _periods(hogo.clock.now(), days, tz)
+    since = starts[0]
+    in_period = (AuditEvent.event.in_(DATA_EVENTS), AuditEvent.ts >= since, AuditEvent.ts < end)
+    hour = _utc_hour(hogo.settings.is_sqlite).label("hour")
+    success = func.sum(case((AuditEvent.outcome == Outcome.SUCCESS.value, AuditEvent.record_count), else_=0))
+    denied = func.sum(case((AuditEvent.outcome == Outcome.DENIED.value, 1), else_=0))
+    with hogo.unit_of_work() as db:
+        per_hour = db.execute(select(hour, AuditEvent.outcome, func.count()).where(*in_period)
+                              .group_by(hour, AuditEvent.outcome)).all()
+        top_rows = db.execute(
+            select(AuditEvent.actor_id, func.max(AuditEvent.actor_name), success.label("records"),
+                   func.count().label("accesses"), denied.label("denied"))
+            .where(*in_period, AuditEvent.actor_id.is_not(None)).group_by(AuditEvent.actor_id)
+            .order_by(literal_column("records").desc(), literal_column("accesses").desc()).limit(TOP_USERS)).all()
+        denials = list(db.scalars(
+            select(AuditEvent).where(AuditEvent.event.in_(DENIAL_EVENTS), AuditEvent.outcome == Outcome.DENIED.value,
+                                     AuditEvent.ts >= since, AuditEvent.ts < end)
+            .order_by(AuditEvent.ts.desc(), AuditEvent.seq.desc()).limit(RECENT_DENIALS)))
+        _note_read(db, hogo, principal, ctx, "log:activity", days=days)
+    counts: dict[dt.datetime | dt.date, dict[str, int]] = {}
+    for hour_text, outcome, n in per_hour:
+        if outcome not in OUTCOMES:
+            continue
+        utc = dt.datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
+        key: dt.datetime | dt.date = utc if hourly else utc.astimezone(tz).date()
+        slot = counts.setdefault(key, dict.fromkeys(OUTCOMES, 0))
+        slot[outcome] += int(n)
+    buckets = []
+    for s in starts:
+        local = s.astimezone(tz)
+        key = s if hourly else s.date()
+        if hourly:
+            axis, title = local.strftime("%H"), local.strftime("%Y-%m-%d %H:00")
+        else:
+            axis, title = f"{local.month}/{local.day}", local.strftime("%Y-%m-%d")
+        buckets.append(Bucket(s, axis, title, counts.get(key, dict.fromkeys(OUTCOMES, 0))))
+    top = [{"actor_id": a, "actor": name, "records": int(r or 0), "accesses": int(c or 0), "denied": int(d or 0)}
+           for a, name, r, c, d in top_rows]
+    return Activity(days, hourly, since, end, buckets, top, denials)
 
 
 # ---------------------------------------------------------------------------------- verification
@@ -321,6 +425,3 @@ def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
             out.append((s, s + 1))
     return out
 
-
-def head_size(conn: Connection) -> int:
-    return audit_tree.TreeReader(conn).size()

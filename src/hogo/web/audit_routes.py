@@ -15,7 +15,6 @@ and on-demand verification (SEC-107(2)(3), MN-3b, ANON-12, MLIT-9.5.4, SEC-132);
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import math
@@ -25,19 +24,14 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
-from sqlalchemy import case, func, literal_column, select
-from sqlalchemy.sql.elements import ColumnElement
 from starlette.datastructures import FormData
 
 from hogo.bootstrap import Hogo
 from hogo.crypto import checkpoint as notes
 from hogo.domain import merkle
 from hogo.domain.dates import to_instant
-from hogo.domain.events import Event, Outcome
-from hogo.domain.roles import Permission
 from hogo.errors import HogoError, NotFound, ValidationFailed
-from hogo.services import audit, audit_access
-from hogo.services.audit import RequestContext
+from hogo.services import audit_access
 from hogo.services.audit_access import SearchFilter
 from hogo.services.auth import Principal
 from hogo.store.models import AuditEvent
@@ -58,19 +52,15 @@ from hogo.web.routes import (
 router = APIRouter(include_in_schema=False)
 
 PAGE = 50
-OUTCOMES = tuple(o.value for o in Outcome)
+OUTCOMES = audit_access.OUTCOMES
 # The event filter of the search form: common prefixes and the single data-access events.
 EVENT_PREFIXES = ("data:record:", "data:record:read", "data:record:reveal", "data:record:search",
                   "data:record:create", "data:record:update", "data:record:delete", "data:record:import",
                   "data:grant:", "data:file:", "auth:login:", "auth:", "account:", "audit:log:", "crypto:", "system:")
 SEARCH_FIELDS = ("user", "file", "record", "event", "outcome", "since", "until")
-DATA_EVENTS = tuple(e.value for e in Event if e.value.startswith("data:record:"))
-DENIAL_EVENTS = (*DATA_EVENTS, Event.GRANT_DENIED.value)
 ACTIVITY_DAYS = (1, 2, 7, 30, 90)
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-TOP_USERS = 10
-RECENT_DENIALS = 20
 _SEQ_RE = re.compile(r"[0-9]{1,18}")
 
 
@@ -106,13 +96,9 @@ def _ui(request: Request) -> AuditLabels:
     return AuditLabels(_t(request), _hogo(request).settings.timezone)
 
 
-def _may_read_all(principal: Principal) -> bool:
-    return principal.can(Permission.AUDIT_READ)
-
-
 def auditor_principal(principal: Principal = Depends(ready_principal)) -> Principal:
     """The whole log: ``audit:event:read`` only (SEC-107(2)); default deny."""
-    if not _may_read_all(principal):
+    if not audit_access.may_read_all(principal):
         raise WebDenied("audit.denied")
     return principal
 
@@ -152,7 +138,7 @@ def _search_filter(hogo: Hogo, principal: Principal, values: dict[str, str], bef
         return None, errors
     tz = hogo.settings.timezone
     return SearchFilter(
-        user=(values["user"] or None) if _may_read_all(principal) else None,
+        user=(values["user"] or None) if audit_access.may_read_all(principal) else None,
         file=values["file"] or None, record=values["record"] or None, event=values["event"] or None,
         outcome=values["outcome"] or None, since=to_instant(since, tz), until=to_instant(until, tz, end_of_day=True),
         limit=PAGE + 1, before=before,
@@ -183,7 +169,7 @@ def _search_page(request: Request, principal: Principal, values: dict[str, str],
     return render(
         request, "audit/search.html", principal=principal, status=status, values=values, errors=errors,
         rows=shown, more=more, next_before=shown[-1].seq if more and shown else None, paged=before is not None,
-        may_all=_may_read_all(principal), prefixes=EVENT_PREFIXES, outcomes=OUTCOMES, ui=_ui(request),
+        may_all=audit_access.may_read_all(principal), prefixes=EVENT_PREFIXES, outcomes=OUTCOMES, ui=_ui(request),
     )
 
 
@@ -252,7 +238,7 @@ def entry_page(request: Request, seq: str, principal: Principal = Depends(ready_
         request, "audit/entry.html", principal=principal, seq=index, logged=logged, summary=summary,
         pretty=json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) if summary else None,
         when=_parse_ts(summary["ts"]) if summary else None, proof=proof, proof_error=proof_error,
-        checks=_checks(hogo, index, logged, proof), may_all=_may_read_all(principal), ui=_ui(request),
+        checks=_checks(hogo, index, logged, proof), may_all=audit_access.may_read_all(principal), ui=_ui(request),
     )
 
 
@@ -293,103 +279,6 @@ def verify_submit(request: Request, principal: Principal = Depends(auditor_princ
 # -------------------------------------------------------------------------------- activity
 
 
-@dataclasses.dataclass(frozen=True)
-class Bucket:
-    """One bar: a local day or a UTC hour, with its accesses by outcome."""
-
-    start: dt.datetime
-    axis: str  # short label under the bar
-    title: str  # full label (tooltip, table)
-    counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-@dataclasses.dataclass(frozen=True)
-class Activity:
-    days: int
-    hourly: bool
-    since: dt.datetime
-    until: dt.datetime
-    buckets: list[Bucket]
-    top: list[dict[str, Any]]
-    denials: list[AuditEvent]
-
-    def totals(self) -> dict[str, int]:
-        return {o: sum(b.counts[o] for b in self.buckets) for o in OUTCOMES}
-
-
-def _utc_hour(db_is_sqlite: bool) -> ColumnElement[str]:
-    """The UTC hour of an entry as ``YYYY-MM-DD HH`` text. The formats are SQL literals, not bound
-    parameters, so PostgreSQL sees the same expression in SELECT and GROUP BY."""
-    if db_is_sqlite:
-        return func.strftime(literal_column("'%Y-%m-%d %H'"), AuditEvent.ts)
-    return func.to_char(func.timezone(literal_column("'UTC'"), AuditEvent.ts), literal_column("'YYYY-MM-DD HH24'"))
-
-
-def _periods(now: dt.datetime, days: int, tz: ZoneInfo) -> tuple[bool, list[dt.datetime], dt.datetime]:
-    """The bars' start instants and the end of the last: hours for up to two days, else local days."""
-    if days <= 2:
-        end = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
-        return True, [end - dt.timedelta(hours=days * 24 - i) for i in range(days * 24)], end
-    today = now.astimezone(tz).date()
-    starts = [dt.datetime.combine(today - dt.timedelta(days=days - 1 - i), dt.time(), tzinfo=tz) for i in range(days)]
-    return False, starts, dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=tz)
-
-
-def activity(hogo: Hogo, principal: Principal, days: int, *, ctx: RequestContext) -> Activity:
-    """Data-access volume per day (or hour) by outcome, the top users by records accessed, and the
-    latest denials, for the last ``days`` days (SEC-107(2), MN-3b). GROUP BY over the (event, ts)
-    index: the database returns at most one row per hour and outcome. The read is logged (ANON-12).
-
-    Belongs in ``hogo.services.audit_access`` (proposed there as ``activity``); kept here until then."""
-    principal.require(Permission.AUDIT_READ)
-    tz = ZoneInfo(hogo.settings.timezone)
-    hourly, starts, end = _periods(hogo.clock.now(), days, tz)
-    since = starts[0]
-    in_period = (AuditEvent.event.in_(DATA_EVENTS), AuditEvent.ts >= since, AuditEvent.ts < end)
-    hour = _utc_hour(hogo.settings.is_sqlite).label("hour")
-    success = func.sum(case((AuditEvent.outcome == Outcome.SUCCESS.value, AuditEvent.record_count), else_=0))
-    denied = func.sum(case((AuditEvent.outcome == Outcome.DENIED.value, 1), else_=0))
-    with hogo.unit_of_work() as db:
-        per_hour = db.execute(select(hour, AuditEvent.outcome, func.count()).where(*in_period)
-                              .group_by(hour, AuditEvent.outcome)).all()
-        top_rows = db.execute(
-            select(AuditEvent.actor_id, func.max(AuditEvent.actor_name), success.label("records"),
-                   func.count().label("accesses"), denied.label("denied"))
-            .where(*in_period, AuditEvent.actor_id.is_not(None)).group_by(AuditEvent.actor_id)
-            .order_by(literal_column("records").desc(), literal_column("accesses").desc()).limit(TOP_USERS)).all()
-        denials = list(db.scalars(
-            select(AuditEvent).where(AuditEvent.event.in_(DENIAL_EVENTS), AuditEvent.outcome == Outcome.DENIED.value,
-                                     AuditEvent.ts >= since, AuditEvent.ts < end)
-            .order_by(AuditEvent.ts.desc(), AuditEvent.seq.desc()).limit(RECENT_DENIALS)))
-        audit.record(db, now=hogo.clock.now(), event=Event.LOG_READ, outcome=Outcome.SUCCESS, ctx=ctx,
-                     actor_id=principal.user_id, actor_name=principal.username, target="log:activity",
-                     details={"days": days})
-    counts: dict[dt.datetime | dt.date, dict[str, int]] = {}
-    for hour_text, outcome, n in per_hour:
-        if outcome not in OUTCOMES:
-            continue
-        utc = dt.datetime.strptime(hour_text, "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
-        key: dt.datetime | dt.date = utc if hourly else utc.astimezone(tz).date()
-        slot = counts.setdefault(key, dict.fromkeys(OUTCOMES, 0))
-        slot[outcome] += int(n)
-    buckets = []
-    for s in starts:
-        local = s.astimezone(tz)
-        key = s if hourly else s.date()
-        if hourly:
-            axis, title = local.strftime("%H"), local.strftime("%Y-%m-%d %H:00")
-        else:
-            axis, title = f"{local.month}/{local.day}", local.strftime("%Y-%m-%d")
-        buckets.append(Bucket(s, axis, title, counts.get(key, dict.fromkeys(OUTCOMES, 0))))
-    top = [{"actor_id": a, "actor": name, "records": int(r or 0), "accesses": int(c or 0), "denied": int(d or 0)}
-           for a, name, r, c, d in top_rows]
-    return Activity(days, hourly, since, end, buckets, top, denials)
-
-
 # SVG geometry (viewBox units); colours come from audit.css by class.
 CHART_W, CHART_H = 960, 260
 PAD_L, PAD_R, PAD_T, PAD_B = 52, 12, 14, 30
@@ -404,7 +293,7 @@ def _nice_max(value: int) -> int:
     return next(m * exp for m in (1, 2, 5, 10) if m * exp >= value)
 
 
-def chart(buckets: list[Bucket], ui: AuditLabels) -> dict[str, Any]:
+def chart(buckets: list[audit_access.Bucket], ui: AuditLabels) -> dict[str, Any]:
     """Bars, stacked segments, axis ticks and labels, as numbers the template writes into SVG."""
     n = max(len(buckets), 1)
     plot_w, plot_h = CHART_W - PAD_L - PAD_R, CHART_H - PAD_T - PAD_B
@@ -450,7 +339,7 @@ def activity_page(request: Request, principal: Principal = Depends(auditor_princ
             raise ValueError(text)
     except ValueError:
         n, error = DEFAULT_DAYS, t("audit.activity.bad_days", max=MAX_DAYS)
-    act = activity(_hogo(request), principal, n, ctx=_actor_ctx(request, principal))
+    act = audit_access.activity(_hogo(request), principal, n, ctx=_actor_ctx(request, principal))
     return render(
         request, "audit/activity.html", principal=principal, status=422 if error else 200, error=error,
         days=n, choices=sorted({*ACTIVITY_DAYS, n}), act=act, totals=act.totals(), chart=chart(act.buckets, ui),
