@@ -234,37 +234,22 @@ def _note_anchor_failure(hogo: Hogo, cp: StoredCheckpoint, failed: Sequence[tupl
                      reason="; ".join(str(e) for _, e in failed)[:200])
 
 
-def checkpoint_due(hogo: Hogo) -> bool:
-    """A checkpoint is due every N entries or T seconds (when the log has grown), or when the latest
-    one is not anchored yet."""
+def checkpoint_if_due(hogo: Hogo) -> StoredCheckpoint | None:
+    """Sign (and anchor) a checkpoint when one is due: none yet, every N entries or T seconds while
+    the log grows; or anchor the latest again when the sinks have not taken it yet."""
     s = hogo.settings
     with hogo.engine.connect() as conn:
-        size = int(conn.execute(select(_HEAD.c.size).where(_HEAD.c.id == 1)).scalar_one())
+        size = TreeReader(conn).size()
         last = latest_checkpoint(conn)
     if last is None:
-        return True
-    if s.audit_sinks and last.anchored_at is None:
-        return True
+        return checkpoint(hogo)
+    unanchored = bool(s.audit_sinks) and last.anchored_at is None
     if size == last.size:
-        return False
+        return anchor_checkpoint(hogo, last) if unanchored else None
     age = (hogo.clock.now() - last.ts).total_seconds()
-    return size - last.size >= s.audit_checkpoint_entries or age >= s.audit_checkpoint_seconds
-
-
-def checkpoint_if_due(hogo: Hogo) -> StoredCheckpoint | None:
-    if not checkpoint_due(hogo):
-        return None
-    with hogo.engine.connect() as conn:
-        last = latest_checkpoint(conn)
-    size = _head_size(hogo)
-    if last is not None and last.size == size and last.anchored_at is None:
-        return anchor_checkpoint(hogo, last)
-    return checkpoint(hogo)
-
-
-def _head_size(hogo: Hogo) -> int:
-    with hogo.engine.connect() as conn:
-        return int(conn.execute(select(_HEAD.c.size).where(_HEAD.c.id == 1)).scalar_one())
+    if unanchored or size - last.size >= s.audit_checkpoint_entries or age >= s.audit_checkpoint_seconds:
+        return checkpoint(hogo)
+    return None
 
 
 # ------------------------------------------------------------------------------------ fail closed
@@ -300,7 +285,7 @@ def require_anchored(hogo: Hogo) -> None:
 def _anchoring_problem(hogo: Hogo) -> str | None:
     s = hogo.settings
     with hogo.engine.connect() as conn:
-        size = int(conn.execute(select(_HEAD.c.size).where(_HEAD.c.id == 1)).scalar_one())
+        size = TreeReader(conn).size()
         row = conn.execute(
             select(_CHECKPOINTS.c.size, _CHECKPOINTS.c.anchored_at).where(_CHECKPOINTS.c.anchored_at.is_not(None))
             .order_by(_CHECKPOINTS.c.size.desc()).limit(1)).first()
@@ -316,16 +301,10 @@ def _anchoring_problem(hogo: Hogo) -> str | None:
     return None
 
 
-def proof_for(conn: Connection, index: int, size: int | None = None,
+def proof_for(conn: Connection, index: int, size: int,
               cache: dict[tuple[int, int], bytes] | None = None) -> dict[str, Any]:
-    """An inclusion proof of entry ``index`` in the tree of ``size`` (default: the latest checkpoint)."""
+    """An inclusion proof of entry ``index`` in the tree of ``size``."""
     tree = TreeReader(conn, cache)
-    if size is None:
-        last = latest_checkpoint(conn)
-        if last is None or last.size <= index:
-            raise LogUnavailable("no checkpoint covers this entry yet; try again after the next checkpoint",
-                                 code="not_checkpointed")
-        size = last.size
     leaf = tree.level_hashes(0, index, index + 1)[0]
     return {"index": index, "size": size, "leaf_hash": leaf, "proof": tree.inclusion_proof(index, size),
             "root": tree.root(size)}

@@ -183,12 +183,12 @@ def _verify(conn: Connection, report: Report, key_name: str, public_key: Ed25519
             external: list[tuple[str, str]], deep: bool, progress: Callable[[int, int], None] | None) -> None:
     ev: Any = AuditEvent.__table__
     head = conn.execute(select(AuditHead.size).where(AuditHead.id == 1)).scalar()
-    internal = [_checked(report, "database", n, key_name, public_key)
-                for n in conn.execute(select(AuditCheckpoint.note).order_by(AuditCheckpoint.size)).scalars()]
-    for size, note in conn.execute(select(AuditCheckpoint.size, AuditCheckpoint.note)):
-        parsed = next((c for c in internal if c is not None and c.note == note), None)
+    internal: list[SignedCheckpoint | None] = []
+    for size, note in conn.execute(select(AuditCheckpoint.size, AuditCheckpoint.note).order_by(AuditCheckpoint.size)):
+        parsed = _checked(report, "database", note, key_name, public_key)
         if parsed is not None and parsed.cp.size != size:
             report.add(MODIFIED, None, f"the checkpoint stored as size {size} signs size {parsed.cp.size}")
+        internal.append(parsed)
     outside = [_checked(report, src, n, key_name, public_key) for src, n in external]
     signed = [c for c in internal + outside if c is not None]
     by_size: dict[int, list[SignedCheckpoint]] = {}
