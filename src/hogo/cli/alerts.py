@@ -25,8 +25,7 @@ from rich.console import Console
 from rich.text import Text
 
 from hogo.cli.client import path, usage_error
-from hogo.cli.command import command_group
-from hogo.cli.data import JsonOpt, api, command
+from hogo.cli.command import JsonOpt, api, command, command_group, opt
 from hogo.cli.output import DASH, Output, fmt, fmt_time, kv_table, table
 
 alerts_app = command_group("alerts", "Alerts raised by the log analysis: list, show, acknowledge, close (ANON-13).")
@@ -40,8 +39,7 @@ STATUS_JA = {"open": "未対応", "acknowledged": "対応中", "closed": "完了
 IdArg = Annotated[int, typer.Argument(metavar="ID", help="The alert's number.")]
 
 
-def opt(*names: str, metavar: str | None = None, help: str | None = None, show_default: bool = False) -> Any:
-    return typer.Option(*names, metavar=metavar, help=help, show_default=show_default)
+
 
 
 def _warn_all(out: Output, warnings: list[dict[str, Any]]) -> None:

@@ -22,16 +22,14 @@ import typer
 
 from hogo.cli.alerts import register_audit_commands
 from hogo.cli.client import EXIT_TAMPERED, EXIT_UNAVAILABLE, CliError, path, usage_error
-from hogo.cli.command import command_group
-from hogo.cli.data import JsonOpt, api, command
+from hogo.cli.command import JsonOpt, api, command, command_group, opt
 from hogo.cli.output import DASH, Output, fmt_time, kv_table, table
 
 audit_app = command_group("audit", "The tamper-evident log: search, prove, verify, export (SEC-107, MN-3b).")
 register_audit_commands(audit_app)  # analyze, report, analysis show|set|review (ANON-13)
 
 
-def opt(*names: str, metavar: str | None = None, help: str | None = None, show_default: bool = False) -> Any:
-    return typer.Option(*names, metavar=metavar, help=help, show_default=show_default)
+
 
 
 def _read_text(p: Path, what: str) -> str:

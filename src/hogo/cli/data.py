@@ -38,10 +38,9 @@ from hogo.cli.client import (
     ApiClient,
     CliError,
     path,
-    signed_in_client,
     usage_error,
 )
-from hogo.cli.command import CURRENT_CONTEXT, URL_KEY, HogoCommand, command_group
+from hogo.cli.command import JsonOpt, api, command, command_group
 from hogo.cli.output import DASH, Output, fmt, fmt_time, kv_table, table
 
 PURPOSE_HEADER = "X-Hogo-Purpose"
@@ -58,28 +57,11 @@ grant_app = command_group("grant", "Grants on files (アクセス権限): who ma
 record_app = command_group("record", "Records of a file; every access declares its purpose (--purpose, SEC-45).")
 
 
-def command(group: typer.Typer, name: str, **kw: Any) -> Callable[[F], F]:
-    return group.command(name, cls=HogoCommand, **kw)
-
-
-@contextlib.contextmanager
-def api() -> Iterator[ApiClient]:
-    """A client for the chosen server (global ``--url``, ``$HOGO_URL`` or the stored sign-in)."""
-    ctx = CURRENT_CONTEXT.get()
-    url = ctx.meta.get(URL_KEY) if ctx is not None else None
-    client = signed_in_client(str(url) if url else None)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 def purpose_header(purpose: str) -> dict[str, str]:
     """The purpose, percent-encoded (RFC 3986) because header values are Latin-1; the server unquotes it."""
     return {PURPOSE_HEADER: urllib.parse.quote(purpose.strip(), safe="")}
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 FileArg = Annotated[str, typer.Argument(metavar="FILE", help="The file's code, e.g. payroll-mynumber.")]
 CodeArg = Annotated[str, typer.Argument(metavar="CODE", help="The file's code, e.g. payroll-mynumber.")]
 RecordArg = Annotated[str, typer.Argument(metavar="ID", help="The record's ID.")]

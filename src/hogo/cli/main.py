@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -43,10 +43,9 @@ from hogo.cli.client import (
     path,
     resolve_url,
     save_credentials,
-    signed_in_client,
     usage_error,
 )
-from hogo.cli.command import CURRENT_CONTEXT, URL_KEY, HogoCommand, command_group
+from hogo.cli.command import URL_KEY, JsonOpt, api, command, command_group, opt, root_url
 from hogo.cli.data import file_app, grant_app, key_app, record_app
 from hogo.cli.output import (
     DASH,
@@ -92,15 +91,6 @@ app.add_typer(grant_app)
 app.add_typer(record_app)
 
 
-def command(group: typer.Typer, name: str, **kw: Any) -> Callable[[F], F]:
-    return group.command(name, cls=HogoCommand, **kw)
-
-
-def opt(*names: str, metavar: str | None = None, help: str | None = None, show_default: bool = False) -> Any:
-    """A typer Option; defaults are not shown unless they mean something."""
-    return typer.Option(*names, metavar=metavar, help=help, show_default=show_default)
-
-
 def arg(metavar: str, help: str) -> Any:
     return typer.Argument(metavar=metavar, help=help)
 
@@ -108,7 +98,6 @@ def arg(metavar: str, help: str) -> Any:
 NameArg = Annotated[str, arg("NAME", "User name.")]
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DataDirOpt = Annotated[
     Path | None,
     opt("--data-dir", metavar="DIR", help="Instance data directory (default: $HOGO_DATA_DIR, else ./hogo-data)."),
@@ -133,23 +122,6 @@ def root(
     ] = False,
 ) -> None:
     ctx.meta[URL_KEY] = url
-
-
-def _root_url() -> str | None:
-    """The global ``--url`` (``hogo --url URL COMMAND``), if given."""
-    ctx = CURRENT_CONTEXT.get()
-    value = ctx.meta.get(URL_KEY) if ctx is not None else None
-    return str(value) if value else None
-
-
-@contextlib.contextmanager
-def api() -> Iterator[ApiClient]:
-    """A client for the chosen server with ``$HOGO_TOKEN`` or the stored session."""
-    client = signed_in_client(_root_url())
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 # -------------------------------------------------------------------------------------- secrets
@@ -451,7 +423,7 @@ def login(
     previous = None
     with contextlib.suppress(CliError):
         previous = load_credentials()
-    base = resolve_url(url or _root_url()) or (previous.url if previous else None)
+    base = resolve_url(url or root_url()) or (previous.url if previous else None)
     if base is None:
         raise CliError("which server? pass --url (or set HOGO_URL)", exit_code=EXIT_UNAVAILABLE, code="no_url")
     if is_cleartext_remote(base):
