@@ -69,6 +69,13 @@ def inst(settings: Settings, clock: FakeClock) -> Iterator[Instance]:
 
 
 @pytest.fixture
+def web(inst: Instance) -> Iterator[TestClient]:
+    """A browser-like client over https (the session cookie is Secure, as configured by default)."""
+    with TestClient(create_app(inst.hogo), base_url="https://127.0.0.1") as c:
+        yield c
+
+
+@pytest.fixture
 def client(inst: Instance) -> Iterator[TestClient]:
     with TestClient(create_app(inst.hogo), base_url="http://127.0.0.1") as c:
         yield c

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import urllib.parse
 from typing import Any
 
@@ -135,6 +136,9 @@ class Org:
     def token(self, name: str) -> str:
         return sign_in(self.inst, name, self.secrets[name]).token
 
+    def web_sign_in(self, c: TestClient, name: str) -> str:
+        return web_sign_in(c, self.inst, name, self.secrets[name])
+
 
 def make_org(inst: Instance, *, define_file: bool = True) -> Org:
     from hogo.services import accounts, files
@@ -152,3 +156,25 @@ def make_org(inst: Instance, *, define_file: bool = True) -> Org:
     if define_file:
         files.create_file(inst.hogo, org.p("pm.takahashi"), payroll_spec(), ctx=CTX)
     return org
+
+
+def hidden_csrf(html: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert m, "no csrf_token field on the page"
+    return m.group(1)
+
+
+def meta_csrf(html: str) -> str:
+    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert m, "no csrf-token meta on the page"
+    return m.group(1)
+
+
+def web_sign_in(c: TestClient, inst: Instance, name: str, secret: str) -> str:
+    """Signs in through the login form (password and TOTP); returns the session's CSRF token."""
+    c.cookies.clear()
+    token = hidden_csrf(c.get("/login").text)
+    r = c.post("/login", data={"csrf_token": token, "username": name, "password": USER_PASSWORD,
+                               "totp": inst.next_code(secret)}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/", r.text
+    return meta_csrf(c.get("/").text)

@@ -9,20 +9,17 @@ reviews the thresholds they set (SEC-19).
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from hogo.api.app import create_app
 from hogo.domain.events import Event, Outcome
 from hogo.services import accounts, analysis, audit
 from hogo.services.audit import RequestContext
 from hogo.store.models import AuditEvent, User
-from support import CTX, USER_PASSWORD, Instance, active_user, api_login, bearer
+from support import CTX, USER_PASSWORD, Instance, active_user, api_login, bearer, web_sign_in
 
 JST = dt.timezone(dt.timedelta(hours=9))
 T0 = dt.datetime(2026, 4, 7, 10, 0, tzinfo=JST)
@@ -221,26 +218,6 @@ def test_monthly_report_as_json_and_markdown_MN_6c(
 
 
 # ------------------------------------------------------------------------------------- web
-
-
-@pytest.fixture
-def web(inst: Instance) -> Iterator[TestClient]:
-    """A browser-like client over https (the session cookie is Secure)."""
-    with TestClient(create_app(inst.hogo), base_url="https://127.0.0.1") as c:
-        yield c
-
-
-def web_sign_in(c: TestClient, inst: Instance, name: str, secret: str) -> str:
-    """Signs in through the login form; returns the session's CSRF token."""
-    c.cookies.clear()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text)
-    assert token
-    r = c.post("/login", data={"csrf_token": token.group(1), "username": name, "password": USER_PASSWORD,
-                               "totp": inst.next_code(secret)}, follow_redirects=False)
-    assert r.status_code == 303, r.text
-    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', c.get("/").text)
-    assert m
-    return m.group(1)
 
 
 def raise_alert(inst: Instance, secrets: dict[str, str], who: str = "clerk.ito") -> int:

@@ -5,7 +5,6 @@ SEC-129), administration for administrators only (SEC-150, SEC-19), Japanese/Eng
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from http.cookies import SimpleCookie
 
 import pytest
@@ -16,7 +15,7 @@ from hogo.api.app import create_app
 from hogo.domain.events import Event
 from hogo.services import accounts, auth
 from hogo.store.models import AuditEvent, Department, User
-from support import CTX, Instance, bearer
+from support import CTX, Instance, bearer, hidden_csrf, meta_csrf
 
 NEW_PASSWORD = "Sakura-Kumo-Umi-47"
 CLERK_PASSWORD = "Hanami-Yozakura-Kaede-2026"
@@ -25,29 +24,10 @@ CLERK_PASSWORD = "Hanami-Yozakura-Kaede-2026"
 # ---------------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture
-def web(inst: Instance) -> Iterator[TestClient]:
-    """A browser-like client over https (the session cookie is Secure, as configured by default)."""
-    with TestClient(create_app(inst.hogo), base_url="https://127.0.0.1") as c:
-        yield c
-
-
 def login_csrf(c: TestClient) -> str:
     r = c.get("/login")
     assert r.status_code == 200
     return hidden_csrf(r.text)
-
-
-def hidden_csrf(html: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert m, "no csrf_token field on the page"
-    return m.group(1)
-
-
-def meta_csrf(html: str) -> str:
-    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
-    assert m, "no csrf-token meta on the page"
-    return m.group(1)
 
 
 def web_login(c: TestClient, username: str, password: str, code: str | None = None, **extra: str):

@@ -14,14 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, select, text
 
-from hogo.api.app import create_app
 from hogo.crypto import checkpoint as notes
 from hogo.domain import merkle
 from hogo.domain.events import Event
 from hogo.errors import Forbidden
 from hogo.services import audit_access, grants, guard
 from hogo.store.models import AuditEvent, User
-from support import CTX, USER_PASSWORD, Instance, Org, make_org
+from support import CTX, Instance, Org, hidden_csrf, make_org
 
 FILE = "payroll-mynumber"
 P1 = "源泉徴収票作成事務"
@@ -46,31 +45,6 @@ def org(inst: Instance) -> Org:
     with pytest.raises(Forbidden):
         guard.read_record(inst.hogo, o.p("clerk.tanaka"), FILE, "E0002", purpose=P1, ctx=CTX)
     return o
-
-
-@pytest.fixture
-def web(inst: Instance) -> Iterator[TestClient]:
-    """A browser-like client over https (the session cookie is Secure)."""
-    with TestClient(create_app(inst.hogo), base_url="https://127.0.0.1") as c:
-        yield c
-
-
-def hidden_csrf(page: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert m, "no csrf_token field on the page"
-    return m.group(1)
-
-
-def web_sign_in(c: TestClient, org: Org, name: str) -> str:
-    """Signs in through the login form; returns the session's CSRF token."""
-    c.cookies.clear()
-    token = hidden_csrf(c.get("/login").text)
-    r = c.post("/login", data={"csrf_token": token, "username": name, "password": USER_PASSWORD,
-                               "totp": org.inst.next_code(org.secrets[name])}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/", r.text
-    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', c.get("/").text)
-    assert m
-    return m.group(1)
 
 
 def search(c: TestClient, csrf: str, **values: str) -> str:
@@ -112,7 +86,7 @@ def by_testid(page: str, name: str) -> str:
 
 
 def test_the_auditor_sees_every_entry_and_a_clerk_only_their_own_SEC_107_2_MN_3b(web: TestClient, org: Org):
-    web_sign_in(web, org, "auditor.watanabe")
+    org.web_sign_in(web, "auditor.watanabe")
     r = web.get("/audit")
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     no_inline_script_or_style(r.text)
@@ -124,7 +98,7 @@ def test_the_auditor_sees_every_entry_and_a_clerk_only_their_own_SEC_107_2_MN_3b
     assert "記録の参照" in r.text and "data:record:read" in r.text  # the event in words, and its name
     assert "拒否" in r.text  # clerk.tanaka's refusal, with its badge
 
-    web_sign_in(web, org, "clerk.ito")
+    org.web_sign_in(web, "clerk.ito")
     r = web.get("/audit")
     assert r.status_code == 200
     assert 'data-testid="own-only"' in r.text and "あなた自身の操作履歴" in r.text
@@ -146,7 +120,7 @@ def test_the_auditor_sees_every_entry_and_a_clerk_only_their_own_SEC_107_2_MN_3b
 
 
 def test_search_by_record_is_a_post_and_is_itself_logged_ANON_12(web: TestClient, org: Org):
-    csrf = web_sign_in(web, org, "auditor.watanabe")
+    csrf = org.web_sign_in(web, "auditor.watanabe")
     form = web.get("/audit").text.split('data-testid="audit-search"')[0].rsplit("<form", 1)[1]
     assert 'method="post"' in form and 'action="/audit"' in form
     before = len(entries(org, Event.LOG_READ))
@@ -171,7 +145,7 @@ def test_search_by_record_is_a_post_and_is_itself_logged_ANON_12(web: TestClient
 
 
 def test_search_errors_are_shown_next_to_the_field(web: TestClient, org: Org):
-    csrf = web_sign_in(web, org, "auditor.watanabe")
+    csrf = org.web_sign_in(web, "auditor.watanabe")
     r = web.post("/audit", data={"csrf_token": csrf, "record": "E0001"})
     assert r.status_code == 422 and "ファイルも指定してください" in by_testid(r.text, "error-record")
     r = web.post("/audit", data={"csrf_token": csrf, "since": "2026-13-01"})
@@ -188,7 +162,7 @@ def test_search_errors_are_shown_next_to_the_field(web: TestClient, org: Org):
 
 
 def test_older_entries_page_by_before(web: TestClient, org: Org):
-    csrf = web_sign_in(web, org, "auditor.watanabe")
+    csrf = org.web_sign_in(web, "auditor.watanabe")
     for _ in range(30):  # each look at the log is an entry of its own: enough for two pages
         web.get("/audit")
     page = search(web, csrf)
@@ -219,7 +193,7 @@ def _proof_of(page: str) -> tuple[int, int, bytes, list[bytes], bytes, str]:
 
 def test_an_entry_shows_a_proof_that_verifies_offline_SEC_107_3_MLIT_9_5_4(web: TestClient, org: Org):
     created = entries(org, Event.RECORD_CREATED)[0]
-    web_sign_in(web, org, "auditor.watanabe")
+    org.web_sign_in(web, "auditor.watanabe")
     r = web.get(f"/audit/entries/{created.seq}")
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     no_inline_script_or_style(r.text)
@@ -252,7 +226,7 @@ def test_an_entry_shows_a_proof_that_verifies_offline_SEC_107_3_MLIT_9_5_4(web: 
 def test_a_clerk_opens_their_own_entries_only(web: TestClient, org: Org):
     own = entries(org, Event.RECORD_CREATED)[0]
     refused = next(e for e in entries(org, Event.RECORD_READ) if e.actor_name == "clerk.tanaka")
-    web_sign_in(web, org, "clerk.ito")
+    org.web_sign_in(web, "clerk.ito")
     page = web.get(f"/audit/entries/{own.seq}").text
     index, size, leaf, path, root, _ = _proof_of(page)
     assert merkle.verify_inclusion(index, size, leaf, path, root)
@@ -270,7 +244,7 @@ def bars(page: str) -> list[int]:
 
 
 def test_the_activity_chart_counts_data_access_per_day_and_hour(web: TestClient, org: Org):
-    web_sign_in(web, org, "auditor.watanabe")
+    org.web_sign_in(web, "auditor.watanabe")
     r = web.get("/audit/activity?days=7")
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     no_inline_script_or_style(r.text)
@@ -293,7 +267,7 @@ def test_the_activity_chart_counts_data_access_per_day_and_hour(web: TestClient,
     # A day later, new accesses land in a new bar; yesterday's stay where they were.
     org.inst.clock.advance(days=1)
     guard.read_record(org.inst.hogo, org.p("clerk.ito"), FILE, "E0002", purpose=P1, ctx=CTX)
-    web_sign_in(web, org, "auditor.watanabe")  # the session has ended meanwhile
+    org.web_sign_in(web, "auditor.watanabe")  # the session has ended meanwhile
     week = bars(web.get("/audit/activity?days=7").text)
     assert week[-2:] == [4, 1]
     # Looking is logged (ANON-12); a bad period is refused with the reason.
@@ -323,7 +297,7 @@ def attacker(inst: Instance) -> Iterator[Connection]:
 
 
 def test_verify_now_says_intact_and_names_the_first_problem_SEC_107_3(web: TestClient, org: Org):
-    csrf = web_sign_in(web, org, "auditor.watanabe")
+    csrf = org.web_sign_in(web, "auditor.watanabe")
     assert web.post("/audit/verify", data={}).status_code == 403  # CSRF
     r = web.post("/audit/verify", data={"csrf_token": csrf})
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
@@ -347,7 +321,7 @@ def test_verify_now_says_intact_and_names_the_first_problem_SEC_107_3(web: TestC
 
 
 def test_the_pages_in_english(web: TestClient, org: Org):
-    csrf = web_sign_in(web, org, "auditor.watanabe")
+    csrf = org.web_sign_in(web, "auditor.watanabe")
     web.get("/lang/en")
     page = web.get("/audit").text
     assert '<html lang="en">' in page and ">Audit log<" in page and "Record read" in page and "Denied" in page
@@ -359,6 +333,6 @@ def test_the_pages_in_english(web: TestClient, org: Org):
     assert "Inclusion proof (RFC 9162)" in page and "Verifying it yourself" in page
     assert "Accesses per day" in web.get("/audit/activity?days=7").text
     assert "The log is intact" in web.post("/audit/verify", data={"csrf_token": csrf}).text
-    web_sign_in(web, org, "clerk.ito")
+    org.web_sign_in(web, "clerk.ito")
     web.get("/lang/en")
     assert "You see only your own history" in web.get("/audit").text

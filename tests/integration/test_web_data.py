@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from hogo.api.app import create_app
 from hogo.domain.events import Event
 from hogo.services import accounts, grants, guard
 from hogo.store.models import AuditEvent
@@ -36,32 +34,6 @@ ITO = {"employee_no": "E0001", "name": "伊藤 翔", "my_number": MN, "departmen
 @pytest.fixture
 def org(inst: Instance) -> Org:
     return make_org(inst)
-
-
-@pytest.fixture
-def web(inst: Instance) -> Iterator[TestClient]:
-    """A browser-like client over https (the session cookie is Secure)."""
-    with TestClient(create_app(inst.hogo), base_url="https://127.0.0.1") as c:
-        yield c
-
-
-def hidden_csrf(html: str) -> str:
-    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert m, "no csrf_token field on the page"
-    return m.group(1)
-
-
-def web_sign_in(c: TestClient, org: Org, name: str) -> str:
-    """Signs in through the login form; returns the session's CSRF token (from the home page)."""
-    c.cookies.clear()
-    token = hidden_csrf(c.get("/login").text)
-    r = c.post("/login", data={"csrf_token": token, "username": name, "password": USER_PASSWORD,
-                               "totp": org.inst.next_code(org.secrets[name])}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/", r.text
-    home = c.get("/")
-    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', home.text)
-    assert m
-    return m.group(1)
 
 
 def grant(org: Org, who: str = "clerk.ito", *, actions=("read",), purposes=(P1,), **kw):
@@ -94,7 +66,7 @@ def no_inline_script_or_style(html: str) -> None:
 
 def test_files_list_shows_kind_classification_and_restrictions_SEC_5(web: TestClient, org: Org):
     with_record(org)
-    web_sign_in(web, org, "clerk.ito")
+    org.web_sign_in(web, "clerk.ito")
     r = web.get("/files")
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     no_inline_script_or_style(r.text)
@@ -107,7 +79,7 @@ def test_files_list_shows_kind_classification_and_restrictions_SEC_5(web: TestCl
     assert 'href="/files"' in r.text  # in the main menu
 
     # Nobody else's files: a clerk without grants and the administrator (no data access, SEC-150) see none.
-    web_sign_in(web, org, "clerk.tanaka")
+    org.web_sign_in(web, "clerk.tanaka")
     assert 'data-testid="no-files"' in web.get("/files").text
     web.get("/lang/en")
     r = web.get("/files")
@@ -115,7 +87,7 @@ def test_files_list_shows_kind_classification_and_restrictions_SEC_5(web: TestCl
 
 
 def test_file_page_shows_the_ledger_entry_and_fields_MN_3c(web: TestClient, org: Org):
-    web_sign_in(web, org, "pm.takahashi")
+    org.web_sign_in(web, "pm.takahashi")
     r = web.get(f"/files/{FILE}")
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     no_inline_script_or_style(r.text)
@@ -137,7 +109,7 @@ def test_file_page_shows_the_ledger_entry_and_fields_MN_3c(web: TestClient, org:
 
 def test_every_form_on_the_file_pages_posts_except_the_review_filter(web: TestClient, org: Org):
     with_record(org)
-    web_sign_in(web, org, "pm.takahashi")
+    org.web_sign_in(web, "pm.takahashi")
     for path in ("/files", f"/files/{FILE}", f"/files/{FILE}/grants", "/grants/review"):
         html = web.get(path).text
         no_inline_script_or_style(html)
@@ -151,7 +123,7 @@ def test_every_form_on_the_file_pages_posts_except_the_review_filter(web: TestCl
 
 def test_record_page_masks_the_my_number_and_records_the_read_MN_6a_MN_3b(web: TestClient, org: Org):
     rid = with_record(org)
-    token = web_sign_in(web, org, "clerk.ito")
+    token = org.web_sign_in(web, "clerk.ito")
     before = len(events(org, Event.RECORD_READ, "success"))
     r = web.post(f"/files/{FILE}/records/{rid}", data={"csrf_token": token, "purpose": P1})
     assert r.status_code == 200, r.text
@@ -175,7 +147,7 @@ def test_record_page_masks_the_my_number_and_records_the_read_MN_6a_MN_3b(web: T
 
 def test_record_refusals_are_messages_with_the_reason_and_are_recorded_SEC_45(web: TestClient, org: Org):
     rid = with_record(org)
-    token = web_sign_in(web, org, "clerk.ito")
+    token = org.web_sign_in(web, "clerk.ito")
     r = web.post(f"/files/{FILE}/records/{rid}", data={"csrf_token": token, "purpose": P2})
     assert r.status_code == 403
     assert "利用目的が許可されていません" in r.text and "SEC-45" in r.text
@@ -187,14 +159,14 @@ def test_record_refusals_are_messages_with_the_reason_and_are_recorded_SEC_45(we
     r = web.post(f"/files/{FILE}/records/E9999", data={"csrf_token": token, "purpose": P1})
     assert r.status_code == 404 and "その記録はありません" in r.text
     # Someone with no grant at all (the protection manager: defining a file gives no data access).
-    token = web_sign_in(web, org, "pm.takahashi")
+    token = org.web_sign_in(web, "pm.takahashi")
     r = web.post(f"/files/{FILE}/records/{rid}", data={"csrf_token": token, "purpose": P1})
     assert r.status_code == 403 and "アクセス権限がありません" in r.text and "ANON-5" in r.text
 
 
 def test_reveal_without_a_reveal_grant_is_refused_and_the_refusal_recorded_MN_6a_MN_3b(web: TestClient, org: Org):
     rid = with_record(org)
-    token = web_sign_in(web, org, "clerk.ito")
+    token = org.web_sign_in(web, "clerk.ito")
     hx = {"HX-Request": "true", "X-CSRF-Token": token}
     r = web.post(f"/files/{FILE}/records/{rid}/reveal", data={"purpose": P1, "field": "my_number"}, headers=hx)
     assert r.status_code == 403  # htmx swaps 403 answers (base.html): the refusal shows in the cell
@@ -215,7 +187,7 @@ def test_reveal_without_a_reveal_grant_is_refused_and_the_refusal_recorded_MN_6a
 def test_reveal_with_a_reveal_grant_shows_the_number_and_records_it_MN_6a_MN_3b(web: TestClient, org: Org):
     rid = with_record(org)
     grant(org, actions=("reveal",), fields=["my_number"])
-    token = web_sign_in(web, org, "clerk.ito")
+    token = org.web_sign_in(web, "clerk.ito")
     page = web.post(f"/files/{FILE}/records/{rid}", data={"csrf_token": token, "purpose": P1})
     assert MASKED in page.text and MN not in page.text  # still masked until asked
     r = web.post(f"/files/{FILE}/records/{rid}/reveal", data={"purpose": P1, "field": "my_number"},
@@ -238,7 +210,7 @@ def test_reveal_with_a_reveal_grant_shows_the_number_and_records_it_MN_6a_MN_3b(
 def test_reveal_without_csrf_is_refused_and_nothing_is_revealed_or_recorded(web: TestClient, org: Org):
     rid = with_record(org)
     grant(org, actions=("reveal",), fields=["my_number"])
-    token = web_sign_in(web, org, "clerk.ito")
+    token = org.web_sign_in(web, "clerk.ito")
     data = {"purpose": P1, "field": "my_number"}
     for headers, body in [
         ({"HX-Request": "true"}, data),
@@ -258,7 +230,7 @@ def test_reveal_without_csrf_is_refused_and_nothing_is_revealed_or_recorded(web:
 
 def test_search_by_my_number_is_posted_and_shows_masked_results_MN_6a_SEC_45(web: TestClient, org: Org):
     rid = with_record(org)
-    token = web_sign_in(web, org, "clerk.ito")
+    token = org.web_sign_in(web, "clerk.ito")
     # Full-width digits with hyphens: the guard normalises; the value travels in the POST body only.
     r = web.post(f"/files/{FILE}/search", data={"csrf_token": token, "purpose": P1,
                                                 "q_my_number": "１２３４-５６７８-９０１８"})
@@ -289,7 +261,7 @@ def test_search_by_my_number_is_posted_and_shows_masked_results_MN_6a_SEC_45(web
 def test_search_refused_for_fields_not_granted_SEC_131(web: TestClient, org: Org):
     with_record(org)
     grant(org, who="clerk.tanaka", fields=["employee_no", "name"])
-    token = web_sign_in(web, org, "clerk.tanaka")
+    token = org.web_sign_in(web, "clerk.tanaka")
     r = web.post(f"/files/{FILE}/search", data={"csrf_token": token, "purpose": P1, "q_my_number": MN})
     assert r.status_code == 403 and "この項目を利用する権限がありません" in r.text
     assert events(org, Event.RECORD_SEARCHED, "denied")[-1].reason == "field_not_granted"
@@ -301,21 +273,21 @@ def test_search_refused_for_fields_not_granted_SEC_131(web: TestClient, org: Org
 def test_grants_page_is_refused_to_a_clerk_SEC_130(web: TestClient, org: Org):
     with_record(org)
     for clerk in ("clerk.ito", "clerk.tanaka"):  # with a read grant, and with none
-        token = web_sign_in(web, org, clerk)
+        token = org.web_sign_in(web, clerk)
         r = web.get(f"/files/{FILE}/grants")
         assert r.status_code == 403, clerk
         assert "SEC-130" in r.text and "保護管理者" in r.text and "Traceback" not in r.text
         r = web.post(f"/files/{FILE}/grants", data={"csrf_token": token, "user": "clerk.ito", "actions": "reveal",
                                                     "purposes": P1})
         assert r.status_code == 403
-    web_sign_in(web, org, "clerk.ito")
+    org.web_sign_in(web, "clerk.ito")
     assert 'data-testid="grants-link"' not in web.get(f"/files/{FILE}").text  # not offered
     assert len(events(org, Event.GRANT_DENIED, "denied")) == 2
     assert len(grants.list_grants(org.inst.hogo, org.p("pm.takahashi"), FILE)) == 1
 
 
 def test_protection_manager_adds_and_revokes_grants_never_to_self_SEC_130_SEC_19(web: TestClient, org: Org):
-    token = web_sign_in(web, org, "pm.takahashi")
+    token = org.web_sign_in(web, "pm.takahashi")
     page = web.get(f"/files/{FILE}/grants")
     assert page.status_code == 200 and 'data-testid="no-grants"' in page.text
     assert 'data-testid="grant-form"' in page.text and 'value="reveal"' in page.text
@@ -372,7 +344,7 @@ def test_protection_manager_adds_and_revokes_grants_never_to_self_SEC_130_SEC_19
 
 def test_a_clerk_holding_manage_may_grant_to_others_SEC_130(web: TestClient, org: Org):
     grant(org, who="clerk.tanaka", actions=("manage",))
-    token = web_sign_in(web, org, "clerk.tanaka")
+    token = org.web_sign_in(web, "clerk.tanaka")
     assert 'data-testid="grants-link"' in web.get(f"/files/{FILE}").text
     r = web.post(f"/files/{FILE}/grants", data={"csrf_token": token, "user": "clerk.ito", "actions": "read",
                                                 "purposes": P1})
@@ -381,7 +353,7 @@ def test_a_clerk_holding_manage_may_grant_to_others_SEC_130(web: TestClient, org
 
 def test_auditor_may_look_at_grants_but_not_change_them_SEC_130(web: TestClient, org: Org):
     grant(org)
-    token = web_sign_in(web, org, "auditor.watanabe")
+    token = org.web_sign_in(web, "auditor.watanabe")
     assert web.get(f"/files/{FILE}/grants").status_code == 200
     r = web.post(f"/files/{FILE}/grants", data={"csrf_token": token, "user": "clerk.tanaka", "actions": "read",
                                                 "purposes": P1})
@@ -402,7 +374,7 @@ def test_review_page_lists_findings_SEC_131(web: TestClient, org: Org):
     guard.create_record(hogo, org.p("clerk.ito"), FILE, ITO, purpose=P1, ctx=CTX)  # uses clerk.ito's grant
     accounts.disable_user(hogo, org.inst.admin_principal(), "temp.sato", reason="異動", ctx=CTX)
 
-    web_sign_in(web, org, "auditor.watanabe")
+    org.web_sign_in(web, "auditor.watanabe")
     assert 'data-testid="review-link"' in web.get("/files").text
     r = web.get("/grants/review")
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
@@ -425,7 +397,7 @@ def test_review_page_lists_findings_SEC_131(web: TestClient, org: Org):
     assert r.status_code == 404 and 'data-testid="review-error"' in r.text
 
     # A clerk without manage is refused, with the reason.
-    web_sign_in(web, org, "clerk.ito")
+    org.web_sign_in(web, "clerk.ito")
     r = web.get("/grants/review")
     assert r.status_code == 403 and "SEC-130" in r.text
     assert 'data-testid="review-link"' not in web.get("/files").text
@@ -433,7 +405,7 @@ def test_review_page_lists_findings_SEC_131(web: TestClient, org: Org):
 
 def test_english_record_page_and_refusal(web: TestClient, org: Org):
     rid = with_record(org)
-    token = web_sign_in(web, org, "clerk.ito")
+    token = org.web_sign_in(web, "clerk.ito")
     web.get("/lang/en")
     r = web.post(f"/files/{FILE}/records/{rid}", data={"csrf_token": token, "purpose": P1})
     assert '<html lang="en">' in r.text and "Record E0001" in r.text and "Reveal" in r.text
