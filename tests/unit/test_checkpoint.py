@@ -130,7 +130,8 @@ def test_time_is_stored_as_utc():
 
 @settings(max_examples=50, deadline=None, database=None)
 @given(
-    st.text(st.characters(min_codepoint=0x20, exclude_characters="\x7f"), min_size=1, max_size=40),
+    st.text(st.characters(min_codepoint=0x20, exclude_characters="\x7f", exclude_categories=("Cs",)),
+            min_size=1, max_size=40),
     st.integers(0, 2**64 - 1),
     st.binary(min_size=32, max_size=32),
     st.none() | st.datetimes(timezones=st.timezones(), allow_imaginary=False),
@@ -400,3 +401,9 @@ def test_parse_note_does_not_verify_but_split_note_keeps_the_exact_text():
     assert text.encode() == CP.body()
     with pytest.raises(CheckpointError, match="neither text nor bytes"):
         split_note(None)  # type: ignore[arg-type]
+
+
+def test_an_origin_that_is_not_utf8_text_is_refused_when_the_checkpoint_is_made():
+    """A lone surrogate cannot be signed as UTF-8: refused at construction, not at signing."""
+    with pytest.raises(CheckpointError, match="UTF-8"):
+        Checkpoint(origin="log/\ud800", size=0, root=bytes(32))

@@ -72,6 +72,10 @@ class Checkpoint:
             raise CheckpointError("checkpoint origin is empty")
         if any(c < " " or c == "\x7f" for c in self.origin):
             raise CheckpointError("checkpoint origin contains a control character")
+        try:
+            self.origin.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CheckpointError("checkpoint origin is not valid UTF-8 text") from None
         if not isinstance(self.size, int) or isinstance(self.size, bool) or not 0 <= self.size <= MAX_TREE_SIZE:
             raise CheckpointError(f"checkpoint tree size {self.size!r} is not an integer in [0, 2^64)")
         if not isinstance(self.root, bytes | bytearray) or len(self.root) != HASH_SIZE:
