@@ -43,3 +43,33 @@ def test_settings_file_never_holds_the_database_password(tmp_path):
     text_ = (tmp_path / "hogo.toml").read_text()
     assert "S3cret-pw" not in text_
     assert 'database_url = "postgresql+psycopg://hogo@db.example:5432/hogo"' in text_
+
+
+def test_background_checkpointer_moves_the_wal_into_the_database(tmp_path):
+    """The server's WAL checkpoints run (PASSIVE, off the request path): the database file takes the
+    committed pages and the WAL is reused, rather than every page living in an ever-growing WAL."""
+    import time
+
+    from hogo.store.db import BackgroundCheckpointer
+
+    path = tmp_path / "c.db"
+    engine = make_engine(f"sqlite:///{path}")
+    cp = BackgroundCheckpointer(engine, interval_s=0.05)
+    cp.start()
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x BLOB)")
+        size0 = path.stat().st_size
+        for _ in range(20):
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (randomblob(65536))")
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < size0 + 20 * 65536 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size >= size0 + 20 * 65536, "the WAL was never checkpointed into the database"
+    finally:
+        cp.stop()
+        engine.dispose()
+    # stop() truncates the WAL
+    wal = tmp_path / "c.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0

@@ -16,12 +16,21 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Kept connections, and how many more may be opened (then closed) under a burst: sized to the
+# server's request threads (40), so steady load reuses connections instead of reconnecting.
+POOL_SIZE = 40
+POOL_OVERFLOW = 20
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
     # Statement parameters never reach logs or error messages: they can hold hashes and personal data.
     kw.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
+        if url not in ("sqlite://", "sqlite:///:memory:"):
+            # One connection per request thread kept open: a pool smaller than the server's thread
+            # pool would open (and set up) a fresh connection for every request beyond it.
+            kw.setdefault("pool_size", POOL_SIZE)
+            kw.setdefault("max_overflow", POOL_OVERFLOW)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 
         @event.listens_for(engine, "connect")
@@ -48,6 +57,8 @@ def make_engine(url: str, **kw: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    kw.setdefault("pool_size", POOL_SIZE)
+    kw.setdefault("max_overflow", POOL_OVERFLOW)
     return create_engine(url, pool_pre_ping=True, **kw)
 
 
@@ -120,8 +131,7 @@ class BackgroundCheckpointer:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                self._checkpoint("PASSIVE")
             except Exception:  # noqa: S112 - a failed checkpoint is retried next time; data is safe in the WAL
                 continue
 
@@ -129,5 +139,13 @@ class BackgroundCheckpointer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._checkpoint("TRUNCATE")
+
+    def _checkpoint(self, mode: str) -> None:
+        # On the driver's connection, outside any transaction: through SQLAlchemy the statement would
+        # run inside the BEGIN IMMEDIATE every connection starts with, where SQLite does not checkpoint
+        # at all, and the WAL would grow without end (every read then searching all of it).
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
