@@ -8,6 +8,7 @@ before checking. The check digit rules are those of the 行政手続における
 from __future__ import annotations
 
 import re
+from operator import mul
 
 from hogo.domain.text import nfkc
 
@@ -19,7 +20,8 @@ class IdentifierError(ValueError):
 
 
 def _digits(value: str, length: int, kind: str) -> str:
-    text = _SEPARATORS.sub("", nfkc(value))
+    # ASCII digits only (the usual case): NFKC leaves them as they are and there is nothing to remove.
+    text = value if value.isascii() and value.isdigit() else _SEPARATORS.sub("", nfkc(value))
     if not text.isascii() or not text.isdigit():
         raise IdentifierError(f"{kind} must consist of digits")
     if len(text) != length:
@@ -27,13 +29,20 @@ def _digits(value: str, length: int, kind: str) -> str:
     return text
 
 
+# Qn of the digits of the first 11, from the left (P11 … P1).
+_MY_NUMBER_WEIGHTS = tuple((n + 1 if n <= 6 else n - 5) for n in range(11, 0, -1))
+
+
 def my_number_check_digit(first11: str) -> int:
     """check = 11 − (Σ Pn×Qn mod 11), 0 when the remainder is 0 or 1; Pn is the n-th digit from the
     right of the first 11, Qn = n+1 for n ≤ 6 and n−5 for n ≥ 7."""
-    total = 0
-    for n, ch in enumerate(reversed(first11), start=1):
-        q = n + 1 if n <= 6 else n - 5
-        total += int(ch) * q
+    if len(first11) == 11:
+        total = sum(map(mul, map(int, first11), _MY_NUMBER_WEIGHTS))
+    else:
+        total = 0
+        for n, ch in enumerate(reversed(first11), start=1):
+            q = n + 1 if n <= 6 else n - 5
+            total += int(ch) * q
     rem = total % 11
     return 0 if rem <= 1 else 11 - rem
 
