@@ -14,12 +14,11 @@ normalised value — never decryption of everything.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import hmac
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -63,6 +62,7 @@ class FileKeys:
         self._aeads = {v: AESGCM(k) for v, k in deks.items()}
         self.current_version = max(deks)
         self._index_key = index_key
+        self._parts: dict[int, dict[str, tuple[bytes, bytes]]] = {}
 
     @property
     def versions(self) -> frozenset[int]:
@@ -73,21 +73,54 @@ class FileKeys:
 
     def seal_record(self, record_id: str, values: Mapping[str, str]) -> tuple[int, bytes]:
         """Encrypt every value of a record under the current key: (key version, blob)."""
+        version, blobs = self.seal_records([(record_id, values)])
+        return version, blobs[0]
+
+    def seal_records(self, records: Sequence[tuple[str, Mapping[str, str]]]) -> tuple[int, list[bytes]]:
+        """``seal_record`` for many records (an import batch): (key version, one blob per record).
+
+        Each value is still encrypted on its own, with its own random 96-bit nonce and its own
+        associated data (file, record, field, key version); what is shared is the work around it:
+        one read of the OS random source for all the nonces (a system call per field costs as much
+        as the encryption), and the per-field parts of the associated data and of the blob, made
+        once per field name."""
         version = self.current_version
         encrypt = self._aeads[version].encrypt
-        prefix = f"hogo:v1|file:{self.file_id}|record:{record_id}|field:"
-        suffix = f"|key:{version}"
-        parts = [_HEADER.pack(ALG_AES_256_GCM, version)]
-        # One read of the OS random source per record (a system call per field costs as much as
-        # the encryption); each value still gets its own independent random 96-bit nonce.
-        nonces = os.urandom(12 * len(values))
-        for i, (field, value) in enumerate(values.items()):
-            nonce = nonces[12 * i:12 * i + 12]
-            ct = encrypt(nonce, value.encode("utf-8"), (prefix + field + suffix).encode())
-            parts.append(_field_header(field, len(ct) + 12))
-            parts.append(nonce)
-            parts.append(ct)
-        return version, b"".join(parts)
+        parts_of = self._field_parts(version)
+        head = _HEADER.pack(ALG_AES_256_GCM, version)
+        record_prefix = f"hogo:v1|file:{self.file_id}|record:".encode()
+        nonces = os.urandom(12 * sum(len(values) for _, values in records))
+        pos = 0
+        blobs = []
+        for record_id, values in records:
+            prefix = record_prefix + record_id.encode() + b"|field:"
+            parts = [head]
+            add = parts.append
+            for field, value in values.items():
+                name, aad_tail = parts_of.get(field) or self._new_field_parts(version, field)
+                nonce = nonces[pos:pos + 12]
+                pos += 12
+                ct = encrypt(nonce, value.encode("utf-8"), prefix + aad_tail)
+                add(name)
+                add(_LEN.pack(len(ct) + 12))
+                add(nonce)
+                add(ct)
+            blobs.append(b"".join(parts))
+        return version, blobs
+
+    def _field_parts(self, version: int) -> dict[str, tuple[bytes, bytes]]:
+        parts = self._parts.get(version)
+        if parts is None:
+            parts = self._parts[version] = {}
+        return parts
+
+    def _new_field_parts(self, version: int, field: str) -> tuple[bytes, bytes]:
+        """The field's entry header before its length (name length, name) and the end of its
+        associated data after the record ID (``field`` and the key version), as ``_aad`` writes them."""
+        name = field.encode("ascii")
+        parts = (_NAME.pack(len(name)) + name, f"{field}|key:{version}".encode())
+        self._field_parts(version)[field] = parts
+        return parts
 
     def open_record(self, record_id: str, blob: bytes, *, fields: Iterable[str] | None = None) -> dict[str, str]:
         """Decrypt the wanted fields only (``None``: all). A tampered or moved value raises SealError."""
@@ -120,12 +153,6 @@ class FileKeys:
 
     def blind_index(self, field: str, value: str) -> bytes:
         return hmac.digest(self._index_key, f"{field}\x00{value}".encode(), hashlib.sha256)
-
-
-@functools.lru_cache(maxsize=4096)
-def _field_header(field: str, length: int) -> bytes:
-    name = field.encode("ascii")
-    return _NAME.pack(len(name)) + name + _LEN.pack(length)
 
 
 def blob_key_version(blob: bytes) -> int:
