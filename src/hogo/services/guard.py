@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from hogo.bootstrap import Hogo
 from hogo.crypto.envelope import FileKeys
 from hogo.domain.events import Event, Outcome
-from hogo.domain.files import Action, FileSpec, normalise_record, normalise_value, row_normaliser
+from hogo.domain.files import Action, FileSpec, cells_normaliser, normalise_record, normalise_value
 from hogo.domain.identifiers import mask
 from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable_fields
 from hogo.domain.roles import Permission
@@ -511,6 +511,14 @@ def csv_rows(stream: BinaryIO, *, encoding: str = "utf-8", mapping: Mapping[str,
     that is not valid text in the encoding, or has the wrong number of columns, yields a problem
     naming the row, rather than stopping the import.
     """
+    header, rows = _csv_cells(stream, encoding=encoding, mapping=mapping)
+    return header, ((n, None if cells is None else dict(zip(header, cells, strict=True)), problem)
+                    for n, cells, problem in rows)
+
+
+def _csv_cells(stream: BinaryIO, *, encoding: str, mapping: Mapping[str, str] | None
+               ) -> tuple[list[str], Iterator[tuple[int, list[str] | None, str | None]]]:
+    """``csv_rows`` with each row as its list of cells (as many as the header has), not a dict."""
     codec = ENCODINGS.get(encoding.strip().lower())
     if codec is None:
         raise ValidationFailed(f"unknown encoding {encoding!r} (use utf-8 or shift_jis)", field="encoding")
@@ -526,8 +534,10 @@ def csv_rows(stream: BinaryIO, *, encoding: str = "utf-8", mapping: Mapping[str,
         raise ValidationFailed(f"the header is not valid {encoding} text", field="encoding")
     mapping = dict(mapping or {})
     header = [mapping.get(h.strip(), h.strip()) for h in header_raw]
+    width = len(header)
+    undecodable = _UNDECODABLE.search
 
-    def rows() -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
+    def rows() -> Iterator[tuple[int, list[str] | None, str | None]]:
         n = 0
         while True:
             try:
@@ -539,15 +549,16 @@ def csv_rows(stream: BinaryIO, *, encoding: str = "utf-8", mapping: Mapping[str,
                 yield n, None, f"cannot be parsed as CSV ({exc})"
                 continue
             n += 1
-            if not cells or all(not c.strip() for c in cells):
+            joined = "".join(cells)
+            if not joined or joined.isspace():  # a blank row (or one of empty cells) is skipped
                 continue
-            if _bad_text("".join(cells)):
+            if undecodable(joined):
                 yield n, None, f"is not valid {encoding} text"
                 continue
-            if len(cells) != len(header):
-                yield n, None, f"has {len(cells)} columns, the header has {len(header)}"
+            if len(cells) != width:
+                yield n, None, f"has {len(cells)} columns, the header has {width}"
                 continue
-            yield n, dict(zip(header, cells, strict=True)), None
+            yield n, cells, None
 
     return header, rows()
 
@@ -557,6 +568,29 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes surrogateescape could not 
 
 def _bad_text(value: str) -> bool:
     return _UNDECODABLE.search(value) is not None
+
+
+class _RecordIds:
+    """New record IDs for an import, as ``new_record_id`` makes them (time-ordered, then 32 random
+    bits), made a block at a time: one clock reading and one read of the OS random source per block.
+    Within a block the time part counts up by one microsecond per ID, so no two are the same."""
+
+    BLOCK = 1024
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+        self._last = 0
+
+    def __call__(self) -> str:
+        if not self._ids:
+            start = max(time.time_ns() // 1000, self._last + 1)
+            self._last = start + self.BLOCK - 1
+            rand = secrets.token_hex(4 * self.BLOCK)
+            self._ids = [f"r{start + i:014x}{rand[8 * i:8 * i + 8]}" for i in range(self.BLOCK - 1, -1, -1)]
+        return self._ids.pop()
+
+
+_Batch = list[tuple[int, str, dict[str, str], str | None]]  # (row number, record ID, values, segment)
 
 
 @guarded
@@ -580,7 +614,7 @@ def import_records(
     import leaves only whole good rows. ``atomic``: all rows or none (one transaction, committed only
     when no row is bad).
     """
-    header, rows = csv_rows(stream, encoding=encoding, mapping=mapping)
+    header, rows = _csv_cells(stream, encoding=encoding, mapping=mapping)
     batch_size = hogo.settings.import_batch_rows
     with hogo.unit_of_work(readonly=True) as db:
         c = _open(hogo, db, principal, file_code, purpose, Action.CREATE, ctx)
@@ -603,7 +637,12 @@ def import_records(
     seen_ids: set[str] = set()
     seg_field = c.spec.segment_field
     segment_ok: dict[str | None, bool] = {}  # the decision per segment value, made once
-    normalise_row = row_normaliser(c.spec, data_columns)
+    # A column named twice counts once, its last occurrence (as a row read into a dict).
+    last = {name: i for i, name in enumerate(header)}
+    id_index = last.get(id_column)
+    normalise_row = cells_normaliser(c.spec, [h if last[h] == i and h in data_columns else None
+                                              for i, h in enumerate(header)])
+    next_id = _RecordIds()
     # All or nothing: one transaction for the whole import (holding this process's SQLite write lock).
     atomic_lock = hogo.sqlite_write_lock if (atomic and hogo.settings.is_sqlite) else None
     if atomic_lock is not None:
@@ -611,37 +650,36 @@ def import_records(
     session = hogo.sessionmaker() if atomic else None
     txn = session.begin() if session is not None else None
 
-    def flush(batch: list[tuple[int, str, dict[str, str], str | None]]) -> None:
+    def flush(batch: _Batch) -> None:
         nonlocal imported
         if not batch:
             return
         if session is not None:
-            _write_batch(session, hogo, c, keys, d, batch, rejected)
+            written = _write_batch(session, hogo, c, keys, d, batch, rejected)
         else:
             with hogo.unit_of_work() as db:
-                _write_batch(db, hogo, c, keys, d, batch, rejected)
-        written = [b for b in batch if b[0] not in {r.row for r in rejected}]
+                written = _write_batch(db, hogo, c, keys, d, batch, rejected)
         imported += len(written)
-        sample.extend(rid for _, rid, _, _ in written[: max(0, 10 - len(sample))])
+        sample.extend(written[: max(0, 10 - len(sample))])
 
     try:
-        batch: list[tuple[int, str, dict[str, str], str | None]] = []
-        for n, values, problem in rows:
+        batch: _Batch = []
+        for n, cells, problem in rows:
             total += 1
-            if problem is not None or values is None:
+            if cells is None:
                 rejected.append(RowProblem(n, "*", problem or "unreadable"))
                 continue
-            rid = values.pop(id_column, "").strip() if id_column in values else ""
+            rid = cells[id_index].strip() if id_index is not None else ""
             if rid:
                 if not RECORD_ID_RE.fullmatch(rid):
                     rejected.append(RowProblem(n, id_column, "not a valid record ID"))
                     continue
             else:
-                rid = new_record_id()
+                rid = next_id()
             if rid in seen_ids:
                 rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
                 continue
-            clean, problems = normalise_row(values)
+            clean, problems = normalise_row(cells)
             if problems:
                 rejected.extend(RowProblem(n, f, r) for f, r in problems)
                 continue
@@ -689,42 +727,51 @@ def import_records(
                         committed=committed, record_ids_sample=tuple(sample))
 
 
-def _write_batch(db: Session, hogo: Hogo, c: _Context, keys: FileKeys, d: Decision,
-                 batch: list[tuple[int, str, dict[str, str], str | None]], rejected: list[RowProblem]) -> None:
-    """Insert one batch of good rows and its access record, in the caller's transaction."""
+def _write_batch(db: Session, hogo: Hogo, c: _Context, keys: FileKeys, d: Decision, batch: _Batch,
+                 rejected: list[RowProblem]) -> list[str]:
+    """Insert one batch of good rows and its access record, in the caller's transaction; the IDs
+    of the records written (a row whose record ID exists already is rejected)."""
     ids = [rid for _, rid, _, _ in batch]
     existing = set(db.scalars(select(Record.record_id).where(Record.file_id == c.row.id, Record.record_id.in_(ids))))
-    good = []
-    for n, rid, clean, segment in batch:
-        if rid in existing:
-            rejected.append(RowProblem(n, "record_id", f"record {rid!r} already exists in this file"))
-        else:
-            good.append((rid, clean, segment))
-    if not good:
-        return
+    good = batch
+    if existing:
+        good = []
+        for item in batch:
+            if item[1] in existing:
+                rejected.append(RowProblem(item[0], "record_id", f"record {item[1]!r} already exists in this file"))
+            else:
+                good.append(item)
+        if not good:
+            return []
+        ids = [rid for _, rid, _, _ in good]
     now = hogo.clock.now()
     uid = c.principal.user_id
-    rows = []
-    for rid, clean, segment in good:
-        version, blob = keys.seal_record(rid, clean)
-        rows.append((rid, segment, version, blob))
-    insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob"), rows,
+    version, blobs = keys.seal_records([(rid, clean) for _, rid, clean, _ in good])
+    insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob"),
+                [(rid, segment, version, blob) for (_, rid, _, segment), blob in zip(good, blobs, strict=True)],
                 constants={"file_id": c.row.id, "revision": 1, "created_at": now, "created_by_id": uid,
                            "updated_at": now, "updated_by_id": uid})
     pk_of = dict(db.execute(select(Record.record_id, Record.id).where(
-        Record.file_id == c.row.id, Record.record_id.in_([g[0] for g in good]))).all())
-    indexed = [f.name for f in c.spec.fields if f.indexed]
-    blind, file_id = keys.blind_index, c.row.id
-    index_rows = [
-        (name, blind(name, clean[name]), pk_of[rid])
-        for rid, clean, _ in good for name in indexed if name in clean
-    ]
-    insert_many(db, _RECORD_INDEX, ("field", "digest", "record_pk"), index_rows,
-                constants={"file_id": file_id})
-    fields = sorted({k for _, clean, _ in good for k in clean})
-    _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=[g[0] for g in good],
-                   fields=fields, decision=d)
+        Record.file_id == c.row.id, Record.record_id.in_(ids))).all())
+    insert_many(db, _RECORD_INDEX, ("field", "digest", "record_pk"), _batch_index_rows(keys, c.spec, good, pk_of),
+                constants={"file_id": c.row.id})
+    fields = sorted({k for _, _, clean, _ in good for k in clean})
+    _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=ids, fields=fields, decision=d)
     _touch_grants(db, hogo, d)
+    return ids
+
+
+def _batch_index_rows(keys: FileKeys, spec: FileSpec, good: _Batch, pk_of: Mapping[str, int]
+                      ) -> list[tuple[str, bytes, int]]:
+    """The blind-index rows (field, digest, record pk) of a batch's indexed values, in the order of
+    the lookup index (field, digest): each insert lands next to the one before rather than on a
+    random page of it."""
+    blind = keys.blind_index
+    rows = [(name, blind(name, clean[name]), pk_of[rid])
+            for name in (f.name for f in spec.fields if f.indexed)
+            for _, rid, clean, _ in good if name in clean]
+    rows.sort()
+    return rows
 
 
 __all__ = ["ENCODINGS", "ImportReport", "RecordView", "RowProblem", "create_record", "csv_rows", "delete_record",
