@@ -2,9 +2,10 @@
 reported with a plain baseline measured in the same run:
 
 6. Durable appends with group commit. K threads (default 16) each append one entry per durable commit
-   through ``Hogo.write_together(lambda db: audit.record(db, …))`` on a real instance, against the same
-   threads doing ``write_together`` with a plain Core INSERT of an equivalent row (the same column
-   values, a precomputed payload, no encoding, hashing, head update, record refs or tiles) into a
+   through ``Hogo.write_together(entries=[audit.entry(…)])`` (as the record-read path records its access)
+   on a real instance, against the same
+   threads doing ``write_together`` with a plain driver-level INSERT of an equivalent row (the same
+   column values, a precomputed payload, no encoding, hashing, head update, record refs or tiles) into a
    plain table with audit_events' columns and indexes but no triggers. Then a batch mode: one thread,
    1,000 entries per transaction, for both. Alternated A B A B. SQLite as ``hogo.store.db.make_engine``
    configures it (WAL, synchronous=FULL); PostgreSQL when a URL is given (``--pg``,
@@ -186,23 +187,31 @@ class _Access:
             "file_code": "payroll-mynumber", "purpose": "源泉徴収票作成事務", "fields": ("name", "address", "phone"),
         }
 
-    def record(self, hogo: Any, db: Any, i: int) -> None:
+    def entry(self, hogo: Any, i: int) -> Any:
         from hogo.services import audit
 
-        audit.record(db, now=hogo.clock.now(), ctx=self.ctx, records=(f"R{i:09d}",), **self.kw)
+        return audit.entry(now=hogo.clock.now(), ctx=self.ctx, records=(f"R{i:09d}",), **self.kw)
 
-    def plain_row(self, now: dt.datetime) -> dict[str, Any]:
-        """The row ``audit.append`` would insert for this access, with a precomputed payload and leaf."""
+    def plain_row(self, now: dt.datetime, sqlite: bool) -> tuple[Any, ...]:
+        """The values ``audit.append`` would insert for this access (seq first, set per row), with a
+        precomputed payload and leaf, stored as the column types store them."""
         from hogo.domain.auditlog import LogEntry, encode
 
         k = self.kw
         e = LogEntry(ts=now, event=k["event"].value, outcome=k["outcome"].value, actor_id=k["actor_id"],
                      actor=k["actor_name"], file=k["file_code"], purpose=k["purpose"], records=("R000000000",),
                      fields=tuple(sorted(k["fields"])), client=self.ctx.client_addr, session=self.ctx.session_id)
-        return {"ts": now, "event": e.event, "outcome": e.outcome, "reason": None, "actor_id": e.actor_id,
-                "actor_name": e.actor, "subject_user_id": None, "target": None, "file_code": e.file,
-                "purpose": e.purpose, "record_count": 1, "client_addr": e.client, "session_id": e.session,
-                "details": None, "entry": encode(0, e), "leaf_hash": bytes(32), "expired_at": None}
+        ts = now.astimezone(dt.UTC)
+        return (0, ts.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else ts, e.event, e.outcome, None, e.actor_id,
+                e.actor, None, None, e.file, e.purpose, 1, e.client, e.session, None, encode(0, e), bytes(32))
+
+
+def _plain_insert_sql(dialect: Any) -> str:
+    """A driver-level INSERT into the plain table: the fastest plain path, as ``audit.append`` uses."""
+    cols = ("seq, ts, event, outcome, reason, actor_id, actor_name, subject_user_id, target, file_code, purpose, "
+            "record_count, client_addr, session_id, details, entry, leaf_hash")
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    return "INSERT INTO bench_plain_events (" + cols + ") VALUES (" + ", ".join([mark] * 17) + ")"
 
 
 def _run_threads(k: int, duration: float, call: Callable[[int, int], None]) -> tuple[int, float]:
@@ -239,13 +248,14 @@ def _run_threads(k: int, duration: float, call: Callable[[int, int], None]) -> t
 
 
 def _append_modes(hogo: Any, opts: LogOptions) -> dict[str, Callable[[float], dict[str, Any]]]:
-    from sqlalchemy import event, insert, select
+    from sqlalchemy import event, select
 
     from hogo.store.models import AuditHead
 
     access = _Access()
     plain = _plain_table(hogo.engine)
-    template = access.plain_row(hogo.clock.now())
+    template = access.plain_row(hogo.clock.now(), hogo.engine.dialect.name == "sqlite")
+    plain_sql = _plain_insert_sql(hogo.engine.dialect)
     seqs = itertools.count()
     commits = [0]
     event.listen(hogo.engine, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1))
@@ -273,22 +283,18 @@ def _append_modes(hogo: Any, opts: LogOptions) -> dict[str, Callable[[float], di
                 "commits": n_commits, "entries_per_commit": round(entries / max(n_commits, 1), 2)}
 
     def hogo_one(j: int, n: int) -> None:
-        hogo.write_together(lambda db: access.record(hogo, db, j * 10**7 + n))
+        hogo.write_together(entries=[access.entry(hogo, j * 10**7 + n)])
 
     def plain_one(_j: int, _n: int) -> None:
-        row = dict(template, seq=next(seqs))
-        hogo.write_together(lambda db: db.execute(insert(plain), row))
+        row = (next(seqs), *template[1:])
+        hogo.write_together(lambda db: db.connection().exec_driver_sql(plain_sql, row))
 
     def hogo_batch(j: int, n: int) -> None:
-        def work(db: Any) -> None:
-            for i in range(batch):
-                access.record(hogo, db, j * 10**7 + n * batch + i)
-
-        hogo.write_together(work)
+        hogo.write_together(entries=[access.entry(hogo, j * 10**7 + n * batch + i) for i in range(batch)])
 
     def plain_batch(_j: int, _n: int) -> None:
-        rows = [dict(template, seq=next(seqs)) for _ in range(batch)]
-        hogo.write_together(lambda db: db.execute(insert(plain), rows))
+        rows = [(next(seqs), *template[1:]) for _ in range(batch)]
+        hogo.write_together(lambda db: db.connection().exec_driver_sql(plain_sql, rows))
 
     return {
         "concurrent hogo": lambda d: measured(k, 1, hogo_one, head, d),

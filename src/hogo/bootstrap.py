@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,18 +18,30 @@ from hogo.crypto import Keyring, PasswordHasher, load_keyring
 from hogo.crypto.envelope import FileKeys
 from hogo.crypto.factory import build_key_provider
 from hogo.crypto.providers import KeyProvider
+from hogo.domain.auditlog import LogEntry
 from hogo.domain.passwords import PasswordPolicy, load_common_passwords
 from hogo.errors import ConfigurationError
 from hogo.services import audit
 from hogo.store import db
 from hogo.store.models import User
 
+GROUP_MAX = 1024  # callers in one group commit: bounds a transaction under sustained load
+GATHER_S = 0.0005  # how long a group's leader waits for the crowd of the last group to queue again
 
-@dataclasses.dataclass
+
 class _Grouped:
-    work: Callable[[Session], None]
-    done: bool = False
-    error: BaseException | None = None
+    """One caller of ``write_together``: its work, and a lock it sleeps on (held until it is woken,
+    either because its group has committed or because it is to lead the next group)."""
+
+    __slots__ = ("entries", "error", "lead", "wake", "work")
+
+    def __init__(self, work: Callable[[Session], None] | None, entries: Sequence[LogEntry]) -> None:
+        self.work = work
+        self.entries = entries
+        self.wake = threading.Lock()
+        self.wake.acquire()
+        self.lead = False
+        self.error: BaseException | None = None
 
 
 @dataclasses.dataclass
@@ -53,8 +65,11 @@ class Hogo:
     tree_cache: dict[tuple[int, int], bytes] = dataclasses.field(default_factory=dict)
     # Per-process state of services (e.g. when the log's anchoring was last checked).
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
-    _group_cond: threading.Condition = dataclasses.field(default_factory=threading.Condition)
+    _group_mutex: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     _group_leading: bool = False
+    _group_last: int = 1
+    _group_want: int = 0
+    _group_signal: threading.Lock | None = None
     _group_queue: list[_Grouped] = dataclasses.field(default_factory=list)
 
     @property
@@ -85,40 +100,86 @@ class Hogo:
             if lock is not None:
                 lock.release()
 
-    def write_together(self, work: Callable[[Session], None]) -> None:
-        """Run ``work`` in a write transaction that has committed (durably) when this returns.
+    def write_together(self, work: Callable[[Session], None] | None = None, *,
+                       entries: Sequence[LogEntry] = ()) -> None:
+        """Run ``work`` and append ``entries`` to the log in a write transaction that has committed
+        (durably) when this returns.
 
         Callers arriving while another group commits share the next transaction: one commit, one
         fsync, for all of them (group commit). If it fails, it fails for every caller of the group
-        (closed): nobody is told their access was recorded unless it was. Waiting callers sleep on
-        one condition: when a group is done, the next leader takes everyone who queued meanwhile."""
-        item = _Grouped(work)
-        cond = self._group_cond
-        with cond:
-            self._group_queue.append(item)
-            while not item.done and self._group_leading:
-                cond.wait()
-            if item.done:
-                group: list[_Grouped] = []
-            else:
-                self._group_leading = True
-                group, self._group_queue = self._group_queue, []
-        if group:
-            try:
-                with self.unit_of_work() as db:
-                    for g in group:
-                        g.work(db)
-            except BaseException as exc:
+        (closed): nobody is told their access was recorded unless it was. Each waiting caller sleeps
+        on its own lock and is woken once: when its group has committed, or — the first of those who
+        queued meanwhile — to lead the next group. A group with nothing but entries (the record-read
+        path) is written on a bare connection, without an ORM session."""
+        me = _Grouped(work, entries)
+        with self._group_mutex:
+            self._group_queue.append(me)
+            follow = self._group_leading
+            self._group_leading = True
+            if self._group_signal is not None and len(self._group_queue) >= self._group_want:
+                self._group_signal.release()  # the leader's gathering is complete
+                self._group_signal = None
+        if follow:
+            me.wake.acquire()
+            if not me.lead:
+                if me.error is not None:
+                    raise me.error
+                return
+        self._gather()
+        with self._group_mutex:
+            group, self._group_queue = self._group_queue[:GROUP_MAX], self._group_queue[GROUP_MAX:]
+            self._group_last = len(group)
+        try:
+            self._write_group(group)
+        except BaseException as exc:
+            for g in group:
+                g.error = exc
+        finally:
+            with self._group_mutex:
+                nxt = self._group_queue[0] if self._group_queue else None
+                self._group_leading = nxt is not None
+            if nxt is not None:
+                nxt.lead = True
+                nxt.wake.release()
+            for g in group:
+                if g is not me:
+                    g.wake.release()
+        if me.error is not None:
+            raise me.error
+
+    def _gather(self) -> None:
+        """Before taking the queue, wait (at most ``GATHER_S``) until as many callers are queued as
+        the last group had. Those woken by the last commit queue again within microseconds; without
+        this the groups alternate between two halves of the crowd, each paying its own commit."""
+        with self._group_mutex:
+            want = self._group_last
+            if len(self._group_queue) >= want:
+                return
+            signal = threading.Lock()
+            signal.acquire()
+            self._group_signal, self._group_want = signal, want
+        signal.acquire(timeout=GATHER_S)
+        with self._group_mutex:
+            self._group_signal = None
+
+    def _write_group(self, group: list[_Grouped]) -> None:
+        entries = [e for g in group for e in g.entries]
+        if any(g.work is not None for g in group):
+            with self.unit_of_work() as db:
                 for g in group:
-                    g.error = exc
-            finally:
-                with cond:
-                    for g in group:
-                        g.done = True
-                    self._group_leading = False
-                    cond.notify_all()
-        if item.error is not None:
-            raise item.error
+                    if g.work is not None:
+                        g.work(db)
+                audit.add(db, entries)
+            return
+        lock = self.sqlite_write_lock if self.settings.is_sqlite else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self.engine.begin() as conn:
+                audit.append(conn, entries)
+        finally:
+            if lock is not None:
+                lock.release()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -200,6 +200,89 @@ def test_appenders_in_many_threads_extend_one_gapless_line(inst: Instance):
     assert verify(inst).ok
 
 
+def test_group_commit_appends_every_callers_entries_once_and_returns_after_commit_MN_3b(inst: Instance):
+    """``write_together``: threads appending alone (entries only) and with work of their own share
+    commits; each caller returns only once its entries are stored, none is lost or doubled."""
+    hogo, start = inst.hogo, size(inst)
+    errors: list[BaseException] = []
+    seen_after_return: list[bool] = []
+
+    def stored(marker: str) -> bool:
+        with hogo.engine.connect() as conn:
+            return conn.execute(select(AuditEvent.seq).where(AuditEvent.target == marker)).first() is not None
+
+    def work(t: int) -> None:
+        try:
+            for i in range(30):
+                marker = f"t{t}-{i}"
+                e = audit.entry(now=inst.clock.now(), event=Event.LOG_READ, outcome=Outcome.SUCCESS, ctx=CTX,
+                                target=marker)
+                if i % 5 == 0:  # some callers have work of their own: the group runs on a session
+                    hogo.write_together(lambda db, e=e: audit.add(db, [e]))
+                else:
+                    hogo.write_together(entries=[e])
+                seen_after_return.append(stored(marker))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(seen_after_return) and len(seen_after_return) == 360
+    assert size(inst) == start + 360
+    with hogo.engine.connect() as conn:
+        targets = [r[0] for r in conn.execute(select(AuditEvent.target).where(AuditEvent.seq >= start))]
+    assert sorted(targets) == sorted(f"t{t}-{i}" for t in range(12) for i in range(30))
+    audit_tree.checkpoint(hogo)
+    assert verify(inst).ok
+
+
+def test_a_failing_group_fails_every_caller_in_it_and_nothing_is_stored(inst: Instance):
+    """Fail closed: when the group's transaction fails, no caller of that group is told its entry was
+    recorded, and none of the group's entries is stored; the next group works again."""
+    hogo, start = inst.hogo, size(inst)
+    release = threading.Event()
+    results: dict[int, BaseException | None] = {}
+
+    def blocker(_db: object) -> None:
+        release.wait(5)  # holds the group open while others queue behind it
+
+    def boom(_db: object) -> None:
+        raise RuntimeError("disk full")
+
+    def call(i: int) -> None:
+        e = audit.entry(now=inst.clock.now(), event=Event.LOG_READ, outcome=Outcome.SUCCESS, ctx=CTX, target=f"q{i}")
+        try:
+            if i == 0:
+                hogo.write_together(boom, entries=[e])
+            else:
+                hogo.write_together(entries=[e])
+            results[i] = None
+        except BaseException as exc:
+            results[i] = exc
+
+    first = threading.Thread(target=hogo.write_together, args=(blocker,))
+    first.start()
+    waiting = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for t in waiting:
+        t.start()
+    while len(hogo._group_queue) < 6:
+        threading.Event().wait(0.005)
+    release.set()
+    first.join()
+    for t in waiting:
+        t.join()
+    # the six queued behind the blocker formed one group with the failing work: all failed together
+    assert all(isinstance(r, RuntimeError) for r in results.values()), results
+    assert size(inst) == start
+    hogo.write_together(entries=[audit.entry(now=inst.clock.now(), event=Event.LOG_READ, outcome=Outcome.SUCCESS,
+                                             ctx=CTX, target="after")])
+    assert size(inst) == start + 1
+
+
 # --------------------------------------------------------------------------------- damage
 
 

@@ -50,22 +50,28 @@ class LogEntry:
 def format_ts(ts: dt.datetime) -> str:
     if ts.tzinfo is None:
         raise ValueError("log timestamps must be timezone-aware")
-    return ts.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if ts.tzinfo is not dt.UTC:
+        ts = ts.astimezone(dt.UTC)
+    # YYYY-MM-DDTHH:MM:SS.ffffffZ (isoformat: the same text as strftime, several times faster)
+    return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
 
 
-def encode(seq: int, e: LogEntry) -> bytes:
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+
+def encode(seq: int, e: LogEntry, ts_text: str | None = None) -> bytes:
+    """``ts_text``: ``format_ts(e.ts)`` when the caller has it already."""
     body = {
-        "ts": format_ts(e.ts), "event": e.event, "outcome": e.outcome, "reason": e.reason,
+        "ts": ts_text or format_ts(e.ts), "event": e.event, "outcome": e.outcome, "reason": e.reason,
         "actor_id": e.actor_id, "actor": e.actor, "subject_user_id": e.subject_user_id, "target": e.target,
         "file": e.file, "purpose": e.purpose, "records": list(e.records), "fields": list(e.fields),
         "client": e.client, "session": e.session, "details": e.details,
     }
-    text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return VERSION_TAG + str(seq).encode() + b" " + text.encode("utf-8")
+    return VERSION_TAG + str(seq).encode() + b" " + _JSON(body).encode("utf-8")
 
 
 def entry_seq(entry: bytes) -> int:

@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, event, func, insert, select, update
+from sqlalchemy import Connection, Table, event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hogo.domain import merkle
-from hogo.domain.auditlog import TILE_HEIGHT, LogEntry, encode
+from hogo.domain.auditlog import TILE_HEIGHT, LogEntry, encode, format_ts
 from hogo.domain.events import Event, Outcome
-from hogo.store.models import AuditEvent, AuditHead, AuditNode, AuditRecordRef
+from hogo.store.models import AuditEvent, AuditNode
 
 _AUDIT_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
-_REFS: Table = AuditRecordRef.__table__  # type: ignore[assignment]
 _NODES: Table = AuditNode.__table__  # type: ignore[assignment]
-_HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
 _FORBIDDEN_DETAIL_KEYS = ("password", "secret", "token", "totp", "code", "my_number", "mynumber")
 _PENDING = "hogo.audit.pending"
 _INSTALLED = "hogo.audit.installed"
@@ -40,6 +40,34 @@ class RequestContext:
     client_addr: str | None = None
     user_agent: str | None = None
     session_id: str | None = None
+
+
+def entry(
+    *,
+    now: dt.datetime,
+    event: Event,
+    outcome: Outcome,
+    ctx: RequestContext,
+    actor_id: int | None = None,
+    actor_name: str | None = None,
+    subject_user_id: int | None = None,
+    target: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    file_code: str | None = None,
+    purpose: str | None = None,
+    records: Iterable[str] = (),
+    fields: Iterable[str] = (),
+) -> LogEntry:
+    """The log entry for one event (to ``record`` in a transaction, or ``Hogo.write_together``)."""
+    for key in details or {}:
+        if any(bad in key.lower() for bad in _FORBIDDEN_DETAIL_KEYS):
+            raise ValueError(f"audit details must not carry secrets (key {key!r})")
+    return LogEntry(
+        ts=now, event=event.value, outcome=outcome.value, reason=reason, actor_id=actor_id, actor=actor_name,
+        subject_user_id=subject_user_id, target=target, file=file_code, purpose=purpose, records=tuple(records),
+        fields=tuple(sorted(fields)), client=ctx.client_addr, session=ctx.session_id, details=details or None,
+    )
 
 
 def record(
@@ -60,18 +88,18 @@ def record(
     records: Iterable[str] = (),
     fields: Iterable[str] = (),
 ) -> None:
-    for key in details or {}:
-        if any(bad in key.lower() for bad in _FORBIDDEN_DETAIL_KEYS):
-            raise ValueError(f"audit details must not carry secrets (key {key!r})")
-    entry = LogEntry(
-        ts=now, event=event.value, outcome=outcome.value, reason=reason, actor_id=actor_id, actor=actor_name,
-        subject_user_id=subject_user_id, target=target, file=file_code, purpose=purpose, records=tuple(records),
-        fields=tuple(sorted(fields)), client=ctx.client_addr, session=ctx.session_id, details=details or None,
-    )
+    """Add the entry for one event to ``db``'s transaction: appended when it commits, never if it
+    rolls back."""
+    add(db, [entry(now=now, event=event, outcome=outcome, ctx=ctx, actor_id=actor_id, actor_name=actor_name,
+                   subject_user_id=subject_user_id, target=target, reason=reason, details=details,
+                   file_code=file_code, purpose=purpose, records=records, fields=fields)])
+
+
+def add(db: Session, entries: Sequence[LogEntry]) -> None:
     if not db.info.get(_INSTALLED):
         # A session whose commit would not append the entry: refuse rather than lose it.
         raise RuntimeError("this session does not write the audit log (use Hogo.unit_of_work)")
-    db.info.setdefault(_PENDING, []).append(entry)
+    db.info.setdefault(_PENDING, []).extend(entries)
 
 
 def install(factory: sessionmaker[Session]) -> None:
@@ -92,32 +120,56 @@ def _append_pending(session: Session) -> None:
         append(session.connection(), pending)
 
 
+# The append's statements at the driver level: the hot path skips SQLAlchemy's statement building and
+# type processing (``append`` stores values as the models' column types would).
+_HEAD_SQL = "UPDATE audit_head SET size = size + ? WHERE id = 1 RETURNING size"
+_EVENTS_SQL = (
+    "INSERT INTO audit_events (seq, ts, event, outcome, reason, actor_id, actor_name, subject_user_id, target, "
+    "file_code, purpose, record_count, client_addr, session_id, details, entry, leaf_hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_REFS_SQL = "INSERT INTO audit_record_refs (seq, record_id, file_code) VALUES (?, ?, ?)"
+
+
+@functools.cache
+def _statements(paramstyle: str) -> tuple[str, str, str]:
+    """The statements in the driver's parameter style (``?`` for sqlite3, ``%s`` for psycopg)."""
+    sql = (_HEAD_SQL, _EVENTS_SQL, _REFS_SQL)
+    return sql if paramstyle == "qmark" else tuple(q.replace("?", "%s") for q in sql)  # type: ignore[return-value]
+
+
 def append(conn: Connection, entries: Sequence[LogEntry]) -> int:
     """Append ``entries`` in this transaction; returns the index of the first."""
     n = len(entries)
-    end = int(conn.execute(
-        update(_HEAD).where(_HEAD.c.id == 1).values(size=_HEAD.c.size + n).returning(_HEAD.c.size)
-    ).scalar_one())  # no head row: the log is not initialised, and nothing commits
+    head_sql, events_sql, refs_sql = _statements(conn.dialect.paramstyle)
+    sqlite = conn.dialect.name == "sqlite"
+    # The head row's lock orders appenders; no head row (log not initialised) and nothing commits.
+    end = int(conn.exec_driver_sql(head_sql, (n,)).scalar_one())
     start = end - n
-    rows: list[dict[str, Any]] = []
-    refs: list[dict[str, Any]] = []
-    for i, e in enumerate(entries):
-        seq = start + i
-        data = encode(seq, e)
-        rows.append({
-            "seq": seq, "ts": e.ts, "event": e.event, "outcome": e.outcome, "reason": e.reason,
-            "actor_id": e.actor_id, "actor_name": e.actor, "subject_user_id": e.subject_user_id,
-            "target": e.target, "file_code": e.file, "purpose": e.purpose, "record_count": len(set(e.records)),
-            "client_addr": e.client, "session_id": e.session, "details": e.details, "entry": data,
-            "leaf_hash": merkle.leaf_hash(data), "expired_at": None,
-        })
+    rows: list[tuple[Any, ...]] = []
+    refs: list[tuple[int, str, str]] = []
+    leaves: list[bytes] = []
+    for seq, e in enumerate(entries, start):
+        ts_text = format_ts(e.ts)
+        data = encode(seq, e, ts_text)
+        leaf = merkle.leaf_hash(data)
+        leaves.append(leaf)
+        rows.append((
+            # stored as UTCDateTime stores it: naive UTC text on SQLite ("YYYY-MM-DD HH:MM:SS.ffffff")
+            seq, ts_text[:10] + " " + ts_text[11:26] if sqlite else e.ts, e.event, e.outcome, e.reason,
+            e.actor_id, e.actor, e.subject_user_id, e.target, e.file, e.purpose, len(set(e.records)), e.client,
+            e.session, None if e.details is None else _details_json(e.details), data, leaf,
+        ))
         if e.records and e.file:
-            refs.extend({"seq": seq, "record_id": r, "file_code": e.file} for r in dict.fromkeys(e.records))
-    conn.execute(insert(_AUDIT_EVENTS), rows)
+            refs.extend((seq, r, e.file) for r in dict.fromkeys(e.records))
+    conn.exec_driver_sql(events_sql, rows)
     if refs:
-        conn.execute(insert(_REFS), refs)
-    extend_tiles(conn, start, end, [r["leaf_hash"] for r in rows])
+        conn.exec_driver_sql(refs_sql, refs)
+    extend_tiles(conn, start, end, leaves)
     return start
+
+
+_details_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode  # as JSONText
 
 
 def extend_tiles(conn: Connection, start: int, end: int, new_leaves: Sequence[bytes]) -> None:
