@@ -54,6 +54,16 @@ def api_principal(request: Request) -> Principal:
     return principal
 
 
-HogoDep = Annotated[Hogo, Depends(get_hogo)]
-CtxDep = Annotated[RequestContext, Depends(request_context)]
+async def _hogo_dependency(request: Request) -> Hogo:
+    return get_hogo(request)
+
+
+async def _context_dependency(request: Request) -> RequestContext:
+    return request_context(request)
+
+
+# Dependencies that do no I/O are ``async``: FastAPI runs them on the event loop. A plain ``def``
+# dependency costs every request a round trip through the thread pool.
+HogoDep = Annotated[Hogo, Depends(_hogo_dependency)]
+CtxDep = Annotated[RequestContext, Depends(_context_dependency)]
 PrincipalDep = Annotated[Principal, Depends(api_principal)]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from hogo import __version__
 from hogo.api import schemas as S
-from hogo.api.deps import CtxDep, HogoDep, PrincipalDep, api_principal, request_context
+from hogo.api.deps import CtxDep, HogoDep, PrincipalDep, api_principal
 from hogo.bootstrap import Hogo
 from hogo.domain.dates import to_instant
 from hogo.domain.roles import DEPARTMENT_SCOPED, REQUIRES_END_DATE, ROLE_PERMISSIONS, Role
@@ -25,10 +25,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
 
-def actor_context(
-    principal: Annotated[Principal, Depends(api_principal)],
-    ctx: Annotated[RequestContext, Depends(request_context)],
-) -> RequestContext:
+async def actor_context(principal: Annotated[Principal, Depends(api_principal)], ctx: CtxDep) -> RequestContext:
     return dataclasses.replace(ctx, session_id=principal.session_id or principal.token_id)
 
 

@@ -96,7 +96,7 @@ def _ui(request: Request) -> AuditLabels:
     return AuditLabels(_t(request), _hogo(request).settings.timezone)
 
 
-def auditor_principal(principal: Principal = Depends(ready_principal)) -> Principal:
+async def auditor_principal(principal: Principal = Depends(ready_principal)) -> Principal:
     """The whole log: ``audit:event:read`` only (SEC-107(2)); default deny."""
     if not audit_access.may_read_all(principal):
         raise WebDenied("audit.denied")

@@ -177,7 +177,7 @@ def session_principal(request: Request) -> Principal:
     return principal
 
 
-def ready_principal(principal: Principal = Depends(session_principal)) -> Principal:
+async def ready_principal(principal: Principal = Depends(session_principal)) -> Principal:
     """Until the forced steps are done, every page leads to them (ANON-11, SEC-157)."""
     steps = principal.pending_steps
     if "change_password" in steps:
@@ -187,7 +187,7 @@ def ready_principal(principal: Principal = Depends(session_principal)) -> Princi
     return principal
 
 
-def admin_principal(principal: Principal = Depends(ready_principal)) -> Principal:
+async def admin_principal(principal: Principal = Depends(ready_principal)) -> Principal:
     """Administration pages: administrators only (SEC-150); default deny."""
     if not principal.can(Permission.ACCOUNT_WRITE):
         raise WebDenied()
