@@ -32,7 +32,7 @@ from hogo.domain.files import (
     value_normaliser,
 )
 from hogo.domain.identifiers import my_number_check_digit
-from hogo.services.guard import RECORD_ID_RE, _batch_index_rows, _index_rows, _RecordIds
+from hogo.services.guard import RECORD_ID_RE, _index_rows, _RecordIds, _seal_batch
 from support import payroll_spec
 
 SPEC = parse_spec(payroll_spec())
@@ -201,12 +201,17 @@ def test_import_record_ids_are_unique_time_ordered_and_valid():
     assert more[0] > made[-1] and len(set(made + more)) == 8000
 
 
-def test_batch_index_rows_are_the_single_record_rows_in_index_order():
+def test_a_sealed_batch_has_the_single_record_index_rows_in_index_order_and_opens():
     keys = _keys()
-    good = [(i, f"r{i}", {**VALUES, "employee_no": f"E{i:03d}", "my_number": "123456789018"}, None)
-            for i in range(20)]
+    good = [(i + 1, f"r{i}", {**VALUES, "employee_no": f"E{i:03d}"}, "KYUYO") for i in range(20)]
+    good[3][2].pop("address")
+    sealed = _seal_batch(keys, SPEC, good)
     pk_of = {f"r{i}": 100 + i for i in range(20)}
-    fast = _batch_index_rows(keys, SPEC, good, pk_of)
+    fast = [(name, digest, pk_of[rid]) for name, digest, rid in sealed.index]
     slow = [(r["field"], r["digest"], r["record_pk"]) for _, rid, clean, _ in good
             for r in _index_rows(keys, SPEC, 1, pk_of[rid], clean)]
-    assert sorted(fast) == sorted(slow) and fast == sorted(fast)
+    assert sorted(fast) == sorted(slow) and sealed.index == sorted(sealed.index)
+    assert [(n, rid, seg) for n, rid, seg, _ in sealed.rows] == [(n, rid, seg) for n, rid, _, seg in good]
+    for (_, rid, clean, _), (_, _, _, blob) in zip(good, sealed.rows, strict=True):
+        assert keys.open_record(rid, blob) == clean
+    assert sealed.fields[3] == tuple(k for k in good[3][2]) and "address" not in sealed.fields[3]

@@ -21,6 +21,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import Table, delete, insert, select, update
@@ -650,17 +651,36 @@ def import_records(
     session = hogo.sessionmaker() if atomic else None
     txn = session.begin() if session is not None else None
 
-    def flush(batch: _Batch) -> None:
-        nonlocal imported
-        if not batch:
-            return
+    # Batches are sealed here and written by one writer thread: while it inserts and commits batch k
+    # (SQLite and the driver release the GIL for much of that, and the commit waits on the disk),
+    # batch k+1 is parsed, validated and encrypted. At most one batch is in flight, so memory stays
+    # bounded, and batches are written in order, each with its access record.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hogo-import-writer")
+    in_flight: Future[tuple[list[str], list[RowProblem]]] | None = None
+
+    def write(sealed: _Sealed) -> tuple[list[str], list[RowProblem]]:
         if session is not None:
-            written = _write_batch(session, hogo, c, keys, d, batch, rejected)
-        else:
-            with hogo.unit_of_work() as db:
-                written = _write_batch(db, hogo, c, keys, d, batch, rejected)
+            return _write_batch(session, hogo, c, d, sealed)
+        with hogo.unit_of_work() as db:
+            return _write_batch(db, hogo, c, d, sealed)
+
+    def settle() -> None:
+        nonlocal imported, in_flight
+        if in_flight is None:
+            return
+        done, in_flight = in_flight, None
+        written, refused = done.result()
+        rejected.extend(refused)
         imported += len(written)
         sample.extend(written[: max(0, 10 - len(sample))])
+
+    def flush(batch: _Batch) -> None:
+        nonlocal in_flight
+        if not batch:
+            return
+        sealed = _seal_batch(keys, c.spec, batch)
+        settle()
+        in_flight = writer.submit(write, sealed)
 
     try:
         batch: _Batch = []
@@ -700,8 +720,10 @@ def import_records(
                 if progress:
                     progress(total)
         flush(batch)
+        settle()
         if progress:
             progress(total)
+        rejected.sort(key=lambda r: r.row)  # a batch's refusals by the database come after the next batch's
         if session is not None and txn is not None:
             if rejected:
                 txn.rollback()
@@ -710,10 +732,15 @@ def import_records(
             else:
                 txn.commit()
     except BaseException:
+        if in_flight is not None:
+            wait([in_flight])
         if txn is not None and txn.is_active:
             txn.rollback()
         raise
     finally:
+        if in_flight is not None:  # an error here: let the batch being written finish before closing
+            wait([in_flight])
+        writer.shutdown(wait=True)
         if session is not None:
             session.close()
         if atomic_lock is not None:
@@ -727,51 +754,65 @@ def import_records(
                         committed=committed, record_ids_sample=tuple(sample))
 
 
-def _write_batch(db: Session, hogo: Hogo, c: _Context, keys: FileKeys, d: Decision, batch: _Batch,
-                 rejected: list[RowProblem]) -> list[str]:
-    """Insert one batch of good rows and its access record, in the caller's transaction; the IDs
-    of the records written (a row whose record ID exists already is rejected)."""
-    ids = [rid for _, rid, _, _ in batch]
+@dataclasses.dataclass(frozen=True)
+class _Sealed:
+    """A batch ready to be written: per row its number, record ID, segment and blob, the key
+    version, the blind-index entries (field, digest, record ID) and per row the fields it has values of."""
+
+    rows: list[tuple[int, str, str | None, bytes]]
+    version: int
+    index: list[tuple[str, bytes, str]]
+    fields: list[tuple[str, ...]]
+
+
+def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch) -> _Sealed:
+    """Encrypt a batch (each value on its own) and compute its blind-index digests, outside any transaction."""
+    version, blobs = keys.seal_records([(rid, clean) for _, rid, clean, _ in batch])
+    blind = keys.blind_index
+    index = [(name, blind(name, clean[name]), rid)
+             for name in (f.name for f in spec.fields if f.indexed)
+             for _, rid, clean, _ in batch if name in clean]
+    # In the order of the lookup index (field, digest): each insert lands next to the one before.
+    index.sort()
+    return _Sealed([(n, rid, segment, blob) for (n, rid, _, segment), blob in zip(batch, blobs, strict=True)],
+                   version, index, [tuple(clean) for _, _, clean, _ in batch])
+
+
+def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sealed
+                 ) -> tuple[list[str], list[RowProblem]]:
+    """Insert one sealed batch and its access record, in the caller's transaction: the IDs of the
+    records written, and the rows refused because their record ID exists already in the file."""
+    ids = [rid for _, rid, _, _ in sealed.rows]
     existing = set(db.scalars(select(Record.record_id).where(Record.file_id == c.row.id, Record.record_id.in_(ids))))
-    good = batch
+    refused: list[RowProblem] = []
+    rows = sealed.rows
+    index = sealed.index
+    row_fields = sealed.fields
     if existing:
-        good = []
-        for item in batch:
-            if item[1] in existing:
-                rejected.append(RowProblem(item[0], "record_id", f"record {item[1]!r} already exists in this file"))
-            else:
-                good.append(item)
-        if not good:
-            return []
-        ids = [rid for _, rid, _, _ in good]
+        refused = [RowProblem(n, "record_id", f"record {rid!r} already exists in this file")
+                   for n, rid, _, _ in rows if rid in existing]
+        kept = [i for i, r in enumerate(rows) if r[1] not in existing]
+        rows = [rows[i] for i in kept]
+        row_fields = [row_fields[i] for i in kept]
+        index = [i for i in index if i[2] not in existing]
+        if not rows:
+            return [], refused
+        ids = [rid for _, rid, _, _ in rows]
     now = hogo.clock.now()
     uid = c.principal.user_id
-    version, blobs = keys.seal_records([(rid, clean) for _, rid, clean, _ in good])
+    version = sealed.version
     insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob"),
-                [(rid, segment, version, blob) for (_, rid, _, segment), blob in zip(good, blobs, strict=True)],
+                [(rid, segment, version, blob) for _, rid, segment, blob in rows],
                 constants={"file_id": c.row.id, "revision": 1, "created_at": now, "created_by_id": uid,
                            "updated_at": now, "updated_by_id": uid})
     pk_of = dict(db.execute(select(Record.record_id, Record.id).where(
         Record.file_id == c.row.id, Record.record_id.in_(ids))).all())
-    insert_many(db, _RECORD_INDEX, ("field", "digest", "record_pk"), _batch_index_rows(keys, c.spec, good, pk_of),
-                constants={"file_id": c.row.id})
-    fields = sorted({k for _, _, clean, _ in good for k in clean})
-    _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=ids, fields=fields, decision=d)
+    insert_many(db, _RECORD_INDEX, ("field", "digest", "record_pk"),
+                [(name, digest, pk_of[rid]) for name, digest, rid in index], constants={"file_id": c.row.id})
+    _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=ids,
+                   fields=sorted({f for names in row_fields for f in names}), decision=d)
     _touch_grants(db, hogo, d)
-    return ids
-
-
-def _batch_index_rows(keys: FileKeys, spec: FileSpec, good: _Batch, pk_of: Mapping[str, int]
-                      ) -> list[tuple[str, bytes, int]]:
-    """The blind-index rows (field, digest, record pk) of a batch's indexed values, in the order of
-    the lookup index (field, digest): each insert lands next to the one before rather than on a
-    random page of it."""
-    blind = keys.blind_index
-    rows = [(name, blind(name, clean[name]), pk_of[rid])
-            for name in (f.name for f in spec.fields if f.indexed)
-            for _, rid, clean, _ in good if name in clean]
-    rows.sort()
-    return rows
+    return ids, refused
 
 
 __all__ = ["ENCODINGS", "ImportReport", "RecordView", "RowProblem", "create_record", "csv_rows", "delete_record",
