@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hogo.clock import Clock, SystemClock
@@ -77,6 +77,16 @@ class Hogo:
         return PasswordPolicy(
             min_length=self.settings.password_min_length, max_length=self.settings.password_max_length
         )
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction on a bare connection, for hot read paths that execute prebuilt
+        Core statements (no ORM session to set up). On SQLite a snapshot that takes no write lock."""
+        with self.engine.connect() as conn:
+            if self.settings.is_sqlite:
+                conn = conn.execution_options(hogo_readonly=True)
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def unit_of_work(self, *, readonly: bool = False) -> Iterator[Session]:
