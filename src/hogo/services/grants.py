@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
@@ -51,19 +51,21 @@ class GrantView:
     last_used_at: dt.datetime | None
 
 
-def candidate_grants(db: Session, file_id: int, principal: Principal) -> list[Grant]:
+_CANDIDATES = (
+    select(FileGrant.id, FileGrant.actions, FileGrant.purposes, FileGrant.fields, FileGrant.segments,
+           FileGrant.user_id, FileGrant.role, Department.code, FileGrant.valid_from, FileGrant.valid_until)
+    .outerjoin(Department, Department.id == FileGrant.role_department_id)
+    .where(FileGrant.file_id == bindparam("file_id"), FileGrant.revoked_at.is_(None),
+           (FileGrant.user_id == bindparam("user_id")) | FileGrant.role.in_(bindparam("roles", expanding=True)))
+)
+
+
+def candidate_grants(db: Session | Connection, file_id: int, principal: Principal) -> list[Grant]:
     """The live (unrevoked) grants that could apply to this requester: by user or by one of its roles.
-    One Core statement (this is on every record access)."""
+    One prebuilt Core statement, run on the connection (this is on every record access)."""
+    conn = db.connection() if isinstance(db, Session) else db
     roles = sorted({g.role.value for g in principal.roles})
-    cond = FileGrant.user_id == principal.user_id
-    if roles:
-        cond = cond | FileGrant.role.in_(roles)
-    rows = db.execute(
-        select(FileGrant.id, FileGrant.actions, FileGrant.purposes, FileGrant.fields, FileGrant.segments,
-               FileGrant.user_id, FileGrant.role, Department.code, FileGrant.valid_from, FileGrant.valid_until)
-        .outerjoin(Department, Department.id == FileGrant.role_department_id)
-        .where(FileGrant.file_id == file_id, FileGrant.revoked_at.is_(None), cond)
-    ).all()
+    rows = conn.execute(_CANDIDATES, {"file_id": file_id, "user_id": principal.user_id, "roles": roles}).all()
     return [
         Grant(id=gid, file_id=file_id, actions=frozenset(Action(a) for a in actions), purposes=frozenset(purposes),
               fields=None if fields is None else frozenset(fields),
