@@ -215,3 +215,13 @@ def test_a_sealed_batch_has_the_single_record_index_rows_in_index_order_and_open
     for (_, rid, clean, _), (_, _, _, blob) in zip(good, sealed.rows, strict=True):
         assert keys.open_record(rid, blob) == clean
     assert sealed.fields[3] == tuple(k for k in good[3][2]) and "address" not in sealed.fields[3]
+
+
+def test_the_blind_index_is_hmac_sha256_of_field_and_value_under_the_index_key():
+    import hashlib
+    import hmac
+
+    index_key = os.urandom(32)
+    keys = FileKeys(7, {1: os.urandom(32)}, index_key)
+    expected = hmac.new(index_key, "my_number\x00123456789018".encode(), hashlib.sha256).digest()
+    assert keys.blind_index("my_number", "123456789018") == expected

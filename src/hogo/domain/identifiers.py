@@ -31,13 +31,15 @@ def _digits(value: str, length: int, kind: str) -> str:
 
 # Qn of the digits of the first 11, from the left (P11 … P1).
 _MY_NUMBER_WEIGHTS = tuple((n + 1 if n <= 6 else n - 5) for n in range(11, 0, -1))
+_MY_NUMBER_OFFSET = 48 * sum(_MY_NUMBER_WEIGHTS)
 
 
 def my_number_check_digit(first11: str) -> int:
     """check = 11 − (Σ Pn×Qn mod 11), 0 when the remainder is 0 or 1; Pn is the n-th digit from the
     right of the first 11, Qn = n+1 for n ≤ 6 and n−5 for n ≥ 7."""
-    if len(first11) == 11:
-        total = sum(map(mul, map(int, first11), _MY_NUMBER_WEIGHTS))
+    if len(first11) == 11 and first11.isascii() and first11.isdigit():
+        # ASCII digits as their byte values: Σ (b − 48)·Q = Σ b·Q − 48·ΣQ.
+        total = sum(map(mul, first11.encode(), _MY_NUMBER_WEIGHTS)) - _MY_NUMBER_OFFSET
     else:
         total = 0
         for n, ch in enumerate(reversed(first11), start=1):
