@@ -61,17 +61,51 @@ def parse_ts(text: str) -> dt.datetime:
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+_esc = json.encoder.encode_basestring  # a JSON string literal, as _JSON writes it (non-ASCII kept)
+
+
+def _body(e: LogEntry, ts_text: str) -> dict[str, Any]:
+    return {
+        "ts": ts_text, "event": e.event, "outcome": e.outcome, "reason": e.reason, "actor_id": e.actor_id,
+        "actor": e.actor, "subject_user_id": e.subject_user_id, "target": e.target, "file": e.file,
+        "purpose": e.purpose, "records": list(e.records), "fields": list(e.fields), "client": e.client,
+        "session": e.session, "details": e.details,
+    }
+
+
+def _s(v: str | None) -> str:
+    return "null" if v is None else _esc(v)
+
+
+def _i(v: int | None) -> str:
+    if v is None:
+        return "null"
+    if type(v) is not int:
+        raise TypeError("not an int")
+    return str(v)
+
+
+def _fast_json(e: LogEntry, ts: str) -> str:
+    """The entry's JSON object written directly, keys in sorted order: the same text as ``_JSON`` of
+    ``_body`` (a test holds the two equal) at about half the cost — appends are the hot path."""
+    return (
+        f'{{"actor":{_s(e.actor)},"actor_id":{_i(e.actor_id)},"client":{_s(e.client)},'
+        f'"details":{"null" if e.details is None else _JSON(e.details)},"event":{_esc(e.event)},'
+        f'"fields":[{",".join(map(_esc, e.fields))}],"file":{_s(e.file)},"outcome":{_esc(e.outcome)},'
+        f'"purpose":{_s(e.purpose)},"reason":{_s(e.reason)},"records":[{",".join(map(_esc, e.records))}],'
+        f'"session":{_s(e.session)},"subject_user_id":{_i(e.subject_user_id)},"target":{_s(e.target)},'
+        f'"ts":{_esc(ts)}}}'
+    )
 
 
 def encode(seq: int, e: LogEntry, ts_text: str | None = None) -> bytes:
     """``ts_text``: ``format_ts(e.ts)`` when the caller has it already."""
-    body = {
-        "ts": ts_text or format_ts(e.ts), "event": e.event, "outcome": e.outcome, "reason": e.reason,
-        "actor_id": e.actor_id, "actor": e.actor, "subject_user_id": e.subject_user_id, "target": e.target,
-        "file": e.file, "purpose": e.purpose, "records": list(e.records), "fields": list(e.fields),
-        "client": e.client, "session": e.session, "details": e.details,
-    }
-    return VERSION_TAG + str(seq).encode() + b" " + _JSON(body).encode("utf-8")
+    ts = ts_text or format_ts(e.ts)
+    try:
+        text = _fast_json(e, ts)
+    except TypeError:  # a value of an unexpected type: the general encoder says what it makes of it
+        text = _JSON(_body(e, ts))
+    return VERSION_TAG + str(seq).encode() + b" " + text.encode("utf-8")
 
 
 def entry_seq(entry: bytes) -> int:
