@@ -223,5 +223,5 @@ def test_the_blind_index_is_hmac_sha256_of_field_and_value_under_the_index_key()
 
     index_key = os.urandom(32)
     keys = FileKeys(7, {1: os.urandom(32)}, index_key)
-    expected = hmac.new(index_key, "my_number\x00123456789018".encode(), hashlib.sha256).digest()
+    expected = hmac.new(index_key, b"my_number\x00123456789018", hashlib.sha256).digest()
     assert keys.blind_index("my_number", "123456789018") == expected

@@ -657,6 +657,7 @@ def import_records(
     # bounded, and batches are written in order, each with its access record.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hogo-import-writer")
     in_flight: Future[tuple[list[str], list[RowProblem]]] | None = None
+    given: list[int] = []  # positions in the batch of rows whose record ID the CSV gave
 
     def write(sealed: _Sealed) -> tuple[list[str], list[RowProblem]]:
         if session is not None:
@@ -678,7 +679,8 @@ def import_records(
         nonlocal in_flight
         if not batch:
             return
-        sealed = _seal_batch(keys, c.spec, batch)
+        sealed = _seal_batch(keys, c.spec, batch, given)
+        given.clear()
         settle()
         in_flight = writer.submit(write, sealed)
 
@@ -690,6 +692,7 @@ def import_records(
                 rejected.append(RowProblem(n, "*", problem or "unreadable"))
                 continue
             rid = cells[id_index].strip() if id_index is not None else ""
+            id_given = bool(rid)
             if rid:
                 if not RECORD_ID_RE.fullmatch(rid):
                     rejected.append(RowProblem(n, id_column, "not a valid record ID"))
@@ -713,6 +716,8 @@ def import_records(
                     rejected.append(RowProblem(n, seg_field, "this record is outside the records your grants cover"))
                     continue
             seen_ids.add(rid)
+            if id_given:
+                given.append(len(batch))
             batch.append((n, rid, clean, segment))
             if len(batch) >= batch_size:
                 flush(batch)
@@ -763,9 +768,10 @@ class _Sealed:
     version: int
     index: list[tuple[str, bytes, str]]
     fields: list[tuple[str, ...]]
+    given: list[int]  # the rows whose record ID came from the CSV
 
 
-def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch) -> _Sealed:
+def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch, given: Sequence[int] = ()) -> _Sealed:
     """Encrypt a batch (each value on its own) and compute its blind-index digests, outside any transaction."""
     version, blobs = keys.seal_records([(rid, clean) for _, rid, clean, _ in batch])
     blind = keys.blind_index
@@ -775,7 +781,7 @@ def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch) -> _Sealed:
     # In the order of the lookup index (field, digest): each insert lands next to the one before.
     index.sort()
     return _Sealed([(n, rid, segment, blob) for (n, rid, _, segment), blob in zip(batch, blobs, strict=True)],
-                   version, index, [tuple(clean) for _, _, clean, _ in batch])
+                   version, index, [tuple(clean) for _, _, clean, _ in batch], list(given))
 
 
 def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sealed
@@ -783,7 +789,11 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
     """Insert one sealed batch and its access record, in the caller's transaction: the IDs of the
     records written, and the rows refused because their record ID exists already in the file."""
     ids = [rid for _, rid, _, _ in sealed.rows]
-    existing = set(db.scalars(select(Record.record_id).where(Record.file_id == c.row.id, Record.record_id.in_(ids))))
+    # Only IDs the CSV gave can exist already: a new one (time-ordered, 32 random bits) cannot, short
+    # of a collision the unique index would refuse (the batch fails; nothing is overwritten).
+    given = [ids[i] for i in sealed.given]
+    existing = set(db.scalars(select(Record.record_id).where(
+        Record.file_id == c.row.id, Record.record_id.in_(given)))) if given else set()
     refused: list[RowProblem] = []
     rows = sealed.rows
     index = sealed.index
