@@ -4,7 +4,9 @@
    the CLI (``hogo record import FILE --csv PATH --purpose P``) against a real server on SQLite,
    against a plain unencrypted insert of the same CSV into the same engine: a Python script
    (``csv.reader`` + ``executemany`` into a 10-TEXT-column table of a fresh SQLite file with hogo's
-   pragmas, WAL and synchronous=FULL, committed every ``import_batch_rows`` rows).
+   pragmas, WAL and synchronous=FULL, committed every ``import_batch_rows`` rows). Both sides get the
+   same CPUs: all of them by default (hogo's server writes batches from a second thread), or with
+   ``--import-cpus one`` the server and the plain insert the first CPU and the CLI the others.
 4. Reading one record through the API (authenticated, purpose-checked, decrypted, recorded):
    throughput at saturation against a bare FastAPI endpoint returning the same JSON, and latency at a
    fixed rate (open loop, ``bench/loadgen.py --rate``; latency from the scheduled send time).
@@ -18,7 +20,8 @@ SOURCE.md; override with ``HOGO_BENCH_ADULT_CSV``) to pick the given name, the b
 number of dependants; without it they are drawn at random.
 
 ``python bench/bench_data.py plain-insert CSV DB --batch N`` is the plain baseline on its own (the
-benchmark runs it in a subprocess pinned to the server's CPU); ``python bench/bench_data.py gen-csv
+benchmark runs it in a subprocess on the CPUs the server has during the import: all of them by
+default, ``--import-cpus one`` for the server's one); ``python bench/bench_data.py gen-csv
 PATH -n N`` writes a data set.
 """
 
@@ -368,6 +371,16 @@ def import_via_http(inst: DataInstance, csv_path: Path, pin: Callable[[], None] 
             "seconds": round(elapsed, 3), "report": r.json()}
 
 
+def set_process_cpus(pid: int, cpus: set[int]) -> None:
+    """Move every thread of a running process (the server) to ``cpus``: a process's affinity is per
+    thread, and threads started later inherit it from the thread that starts them."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
+
+
 def run_plain(csv_path: Path, db_path: Path, batch: int, pin: Callable[[], None] | None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "plain-insert", str(csv_path), str(db_path),
            "--batch", str(batch)]
@@ -422,6 +435,7 @@ class DataOptions:
     rate_duration: float = 20.0
     use_wrk: bool = True
     pin: bool = True
+    import_cpus: str = "all"  # "all": server, plain insert and CLI on every CPU; "one": as the reads
     http_import: bool = False  # force the HTTP endpoint even if the CLI has 'record import'
 
 
@@ -434,8 +448,19 @@ def bench_data(opts: DataOptions) -> dict[str, Any]:
     wrk = shutil.which("wrk") if opts.use_wrk else None
     drive = run_wrk if wrk else run_loadgen
     batch = Settings(data_dir=Path("/nonexistent")).import_batch_rows
-    out: dict[str, Any] = {"data_cpu_pinning": {"server_and_plain_insert": cpus[:1], "clients": cpus[1:]}
-                           if pinned else None, "loadavg_before_data": os.getloadavg()}
+    # The import: hogo's server inserts from a writer thread while its request thread validates and
+    # encrypts the next batch, so it may use every CPU; so may the plain insert (one thread: it gains
+    # nothing but has no other process on its CPU) and the CLI (which mostly waits). Same CPUs for
+    # both sides. ``import_cpus="one"`` is the earlier layout: server and plain insert on the first
+    # CPU, the CLI on the others. The record reads keep the server on one CPU, the load on the rest.
+    import_all = pinned and opts.import_cpus == "all"
+    pin_import = affinity(set(cpus)) if import_all else pin_server
+    pin_import_client = affinity(set(cpus)) if import_all else pin_load
+    out: dict[str, Any] = {"data_cpu_pinning": {
+        "import": {"server": cpus if import_all else cpus[:1], "plain_insert": cpus if import_all else cpus[:1],
+                   "cli": cpus if import_all else cpus[1:]},
+        "read": {"server": cpus[:1], "clients": cpus[1:]}} if pinned else None,
+        "loadavg_before_data": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="hogo-bench-data-") as t:
         tmp = Path(t)
         csv_path = tmp / "payroll.csv"
@@ -450,7 +475,7 @@ def bench_data(opts: DataOptions) -> dict[str, Any]:
         def plain_round(i: int) -> None:
             log(f"  plain insert round {i} ({opts.rows:,} rows, batch {batch}) …")
             db = tmp / f"plain-{i}.db"
-            plain.append(run_plain(csv_path, db, batch, pin_server))
+            plain.append(run_plain(csv_path, db, batch, pin_import))
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
 
@@ -461,7 +486,12 @@ def bench_data(opts: DataOptions) -> dict[str, Any]:
         with data_instance(tmp, pin_server) as inst:
             use_cli = not opts.http_import and cli_has_record_import()
             log(f"  importing {opts.rows:,} rows through {'the CLI' if use_cli else 'the HTTP API (no CLI yet)'} …")
-            imp = import_via_cli(inst, csv_path, tmp, pin_load) if use_cli else import_via_http(inst, csv_path)
+            if import_all:
+                set_process_cpus(inst.server.proc.pid, set(cpus))
+            imp = import_via_cli(inst, csv_path, tmp, pin_import_client) if use_cli else import_via_http(inst,
+                                                                                                          csv_path)
+            if import_all:
+                set_process_cpus(inst.server.proc.pid, set(cpus[:1]))
             count = record_count(inst)
             if count != opts.rows:
                 raise RuntimeError(f"the import left {count} records, not {opts.rows}: {imp.get('report')}")

@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
                    "then HOGO_TEST_PG_URL; without one they are skipped)")
     p.add_argument("--import-rows", type=int, default=100_000, help="rows to import (default 100,000)")
     p.add_argument("--plain-rounds", type=int, default=3, help="runs of the plain insert baseline (median)")
+    p.add_argument("--import-cpus", choices=("all", "one"), default="all",
+                   help="CPUs of the import: 'all' (server, plain insert and CLI on every CPU; default) or 'one' "
+                        "(server and plain insert on the first CPU, the CLI on the others)")
     p.add_argument("--rate", type=float, default=200.0, help="fixed request rate for the read latency (req/s)")
     p.add_argument("--rate-duration", type=float, default=20.0, help="seconds at the fixed rate per server")
     p.add_argument("--http-import", action="store_true",
@@ -328,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             rows=args.import_rows, plain_rounds=args.plain_rounds, concurrency=args.concurrency,
             duration=args.duration, rounds=args.rounds, warmup=args.warmup, rate=args.rate,
             rate_duration=args.rate_duration, use_wrk=not args.no_wrk, pin=not args.no_pin,
-            http_import=args.http_import)))
+            http_import=args.http_import, import_cpus=args.import_cpus)))
     if not args.skip_policy:
         log("policy: decide() over 10,000 grants …")
         result["policy"] = bench_data.bench_policy()
