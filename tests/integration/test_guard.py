@@ -165,7 +165,7 @@ def test_access_fails_closed_when_its_record_cannot_be_written_MN_3b(org: Org, m
     def broken(*a, **kw):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(audit, "record", broken)
+    monkeypatch.setattr(audit, "append", broken)  # the log's writes fail, whichever path reaches them
     with pytest.raises(RuntimeError):
         guard.read_record(hogo, ito, FILE, rec.record_id, purpose=P1, ctx=CTX)
     with pytest.raises(RuntimeError):

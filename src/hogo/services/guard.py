@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
 from hogo.crypto.envelope import FileKeys
+from hogo.domain.auditlog import LogEntry
 from hogo.domain.events import Event, Outcome
 from hogo.domain.files import Action, FileSpec, cells_normaliser, normalise_record, normalise_value
 from hogo.domain.identifiers import mask
@@ -126,13 +127,18 @@ def _open(hogo: Hogo, db: Session, principal: Principal, file_code: str, purpose
     return _Context(ref, spec, _requester(principal), index, principal, actor_ctx, _purpose(purpose))
 
 
+_FILE_REF = (
+    select(PersonalDataFile.id, PersonalDataFile.code, PersonalDataFile.confidentiality, PersonalDataFile.integrity,
+           PersonalDataFile.availability, PersonalDataFile.restrictions, PersonalDataFile.data_key_version,
+           PersonalDataFile.version)
+    .where(PersonalDataFile.code == bindparam("code"))
+)
+
+
 def _file_ref(db: Session, code: str) -> tuple[_FileRef, int]:
-    """The file's row without its spec (Core: this is on every record access), and its version."""
-    f = PersonalDataFile
-    row = db.execute(
-        select(f.id, f.code, f.confidentiality, f.integrity, f.availability, f.restrictions, f.data_key_version,
-               f.version).where(f.code == code.strip().lower())
-    ).one_or_none()
+    """The file's row without its spec, and its version (a prebuilt Core statement: this is on every
+    record access)."""
+    row = db.connection().execute(_FILE_REF, {"code": code.strip().lower()}).one_or_none()
     if row is None:
         raise NotFound(f"no personal-data file {code!r}", code="file_not_found")
     fid, fcode, conf, integ, avail, restr, dkv, version = row
@@ -145,9 +151,9 @@ def _decide(hogo: Hogo, c: _Context, action: Action, *, fields: Iterable[str] | 
                   now=hogo.clock.now(), fields=fields, segment=segment, segment_applies=segment_applies)
 
 
-def _record_access(db: Session, hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *,
-                   records: Sequence[str], fields: Iterable[str], decision: Decision | None,
-                   reason: str | None = None, extra: Mapping[str, Any] | None = None) -> None:
+def _access_entry(hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *, records: Sequence[str],
+                  fields: Iterable[str], decision: Decision | None, reason: str | None = None,
+                  extra: Mapping[str, Any] | None = None) -> LogEntry:
     details: dict[str, Any] = {"decision": decision.code if decision else reason}
     if decision is not None and decision.grant_ids:
         details["grants"] = list(decision.grant_ids)
@@ -155,10 +161,17 @@ def _record_access(db: Session, hogo: Hogo, c: _Context, event: Event, outcome: 
         details["requirement"] = decision.requirement
     if extra:
         details.update(extra)
-    audit.record(db, now=hogo.clock.now(), event=event, outcome=outcome, ctx=c.ctx, actor_id=c.principal.user_id,
-                 actor_name=c.principal.username, target=f"file:{c.row.code}", reason=reason or (
-                     None if decision is None or decision.allowed else decision.code), details=details,
-                 file_code=c.row.code, purpose=c.purpose, records=records, fields=fields)
+    return audit.entry(now=hogo.clock.now(), event=event, outcome=outcome, ctx=c.ctx, actor_id=c.principal.user_id,
+                       actor_name=c.principal.username, target=f"file:{c.row.code}", reason=reason or (
+                           None if decision is None or decision.allowed else decision.code), details=details,
+                       file_code=c.row.code, purpose=c.purpose, records=records, fields=fields)
+
+
+def _record_access(db: Session, hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *,
+                   records: Sequence[str], fields: Iterable[str], decision: Decision | None,
+                   reason: str | None = None, extra: Mapping[str, Any] | None = None) -> None:
+    audit.add(db, [_access_entry(hogo, c, event, outcome, records=records, fields=fields, decision=decision,
+                                 reason=reason, extra=extra)])
 
 
 class _Denied(Exception):
@@ -198,16 +211,18 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _touch_grants(db: Session, hogo: Hogo, decision: Decision) -> None:
-    """Note when grants were last used (for the access review), at most hourly per grant: a grant
-    this process noted less than an hour ago is not written again (no UPDATE on every read)."""
-    if not decision.grant_ids:
-        return
+def _grants_to_touch(hogo: Hogo, decision: Decision) -> list[str]:
+    """Grants whose use this process has not noted in the last hour (the access review needs when
+    each grant was last used; the database is written at most hourly per grant, not on every read)."""
     now = hogo.clock.now()
     touched = hogo.grant_touches
-    due = [g for g in decision.grant_ids if (t := touched.get(g)) is None or now - t >= GRANT_TOUCH_INTERVAL]
+    return [g for g in decision.grant_ids if (t := touched.get(g)) is None or now - t >= GRANT_TOUCH_INTERVAL]
+
+
+def _touch_grants(db: Session, hogo: Hogo, due: Sequence[str]) -> None:
     if not due:
         return
+    now = hogo.clock.now()
     db.execute(
         update(FileGrant)
         .where(FileGrant.id.in_(due),
@@ -215,7 +230,7 @@ def _touch_grants(db: Session, hogo: Hogo, decision: Decision) -> None:
         .values(last_used_at=now)
     )
     for g in due:
-        touched[g] = now
+        hogo.grant_touches[g] = now
 
 
 def _present(c: _Context, keys: FileKeys, rec: Any, fields: Sequence[str], reveal: frozenset[str]) -> RecordView:
@@ -235,13 +250,15 @@ def _present(c: _Context, keys: FileKeys, rec: Any, fields: Sequence[str], revea
     )
 
 
+_RECORD_FOR_READ = (
+    select(Record.record_id, Record.segment, Record.blob, Record.revision, Record.created_at, Record.updated_at)
+    .where(Record.file_id == bindparam("file_id"), Record.record_id == bindparam("record_id"))
+)
+
+
 def _record_for_read(db: Session, file_id: int, record_id: str) -> Any:
-    """The stored record as a row (Core: reads do not need the ORM's change tracking)."""
-    r = Record
-    return db.execute(
-        select(r.record_id, r.segment, r.blob, r.revision, r.created_at, r.updated_at)
-        .where(r.file_id == file_id, r.record_id == record_id)
-    ).one_or_none()
+    """The stored record as a row (a prebuilt Core statement: reads need no change tracking)."""
+    return db.connection().execute(_RECORD_FOR_READ, {"file_id": file_id, "record_id": record_id}).one_or_none()
 
 
 def _record(db: Session, file_id: int, record_id: str) -> Record | None:
@@ -283,16 +300,15 @@ def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str
             keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
     # … then record the access: committed with other requests' records (one commit for all)
     # before this returns.
-    def record(db: Session) -> None:
-        if rec is None:
-            _record_access(db, hogo, c, event, Outcome.FAILURE, records=[record_id], fields=(), decision=None,
-                           reason="not_found")
-        else:
-            _record_access(db, hogo, c, event, Outcome.SUCCESS, records=[record_id], fields=fields, decision=d,
-                           extra={"revealed": sorted(reveal_set)} if reveal_set else None)
-            _touch_grants(db, hogo, d)
-
-    hogo.write_together(record)
+    if rec is None:
+        entry = _access_entry(hogo, c, event, Outcome.FAILURE, records=[record_id], fields=(), decision=None,
+                              reason="not_found")
+        due: list[str] = []
+    else:
+        entry = _access_entry(hogo, c, event, Outcome.SUCCESS, records=[record_id], fields=fields, decision=d,
+                              extra={"revealed": sorted(reveal_set)} if reveal_set else None)
+        due = _grants_to_touch(hogo, d)
+    hogo.write_together((lambda db: _touch_grants(db, hogo, due)) if due else None, entries=[entry])
     if rec is None:
         raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
     # Committed: the access is on record. Only now is anything decrypted.
@@ -339,7 +355,7 @@ def find_records(hogo: Hogo, principal: Principal, file_code: str, where: Mappin
         fields_read = sorted({f for _, fs in allowed for f in fs})
         _record_access(db, hogo, c, Event.RECORD_SEARCHED, Outcome.SUCCESS, records=[r.record_id for r, _ in allowed],
                        fields=fields_read, decision=d, extra={"where_fields": sorted(where)})
-        _touch_grants(db, hogo, d)
+        _touch_grants(db, hogo, _grants_to_touch(hogo, d))
     return [_present(c, keys, rec, fs, frozenset()) for rec, fs in allowed]
 
 
@@ -401,7 +417,7 @@ def create_record(hogo: Hogo, principal: Principal, file_code: str, values: Mapp
             db.execute(insert(RecordIndex), rows)
         _record_access(db, hogo, c, Event.RECORD_CREATED, Outcome.SUCCESS, records=[rid], fields=clean.keys(),
                        decision=d)
-        _touch_grants(db, hogo, d)
+        _touch_grants(db, hogo, _grants_to_touch(hogo, d))
         readable = readable_fields(_decide(hogo, c, Action.READ, fields=None, segment=segment), c.spec.field_names)
     return _present(c, keys, rec, readable, frozenset())
 
@@ -454,7 +470,7 @@ def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
             db.execute(insert(RecordIndex), rows)
         _record_access(db, hogo, c, Event.RECORD_UPDATED, Outcome.SUCCESS, records=[record_id], fields=changed,
                        decision=d, extra={"revision": rec.revision})
-        _touch_grants(db, hogo, d)
+        _touch_grants(db, hogo, _grants_to_touch(hogo, d))
         readable = readable_fields(_decide(hogo, c, Action.READ, fields=None, segment=new_segment),
                                    c.spec.field_names)
     return _present(c, keys, rec, readable, frozenset())
@@ -476,7 +492,7 @@ def delete_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
         db.delete(rec)
         _record_access(db, hogo, c, Event.RECORD_DELETED, Outcome.SUCCESS, records=[record_id], fields=(),
                        decision=d)
-        _touch_grants(db, hogo, d)
+        _touch_grants(db, hogo, _grants_to_touch(hogo, d))
 
 
 # ---------------------------------------------------------------------------------- import
@@ -821,7 +837,7 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
                 [(name, digest, pk_of[rid]) for name, digest, rid in index], constants={"file_id": c.row.id})
     _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=ids,
                    fields=sorted({f for names in row_fields for f in names}), decision=d)
-    _touch_grants(db, hogo, d)
+    _touch_grants(db, hogo, _grants_to_touch(hogo, d))
     return ids, refused
 
 
