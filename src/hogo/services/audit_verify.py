@@ -13,6 +13,17 @@ names the first bad entry and the kind of damage:
 * ``rolled back`` — the database is self-consistent but older than a checkpoint seen elsewhere;
 * ``forked``    — a checkpoint of the same log, validly signed, disagrees with this history.
 
+How the fast check (``deep=False``) keeps up with a million entries: rows are read in batches and a
+batch with nothing wrong in it is checked with whole-batch operations (every leaf hash recomputed
+and compared, every claimed index compared, the seq column compared), the tree's 256-leaf blocks
+are hashed level by level, and only a batch with a problem in it is walked entry by entry, which
+gives the same problems in the same order. On SQLite a large log is split in two: a worker process
+(``_worker_main``; this module's import stays light for it) checks entries [0, m) on its own read
+snapshot and returns its blocks' roots, while this process checks [m, head) on the snapshot the run
+started with, so entries beyond that head are never considered. The worker's half is used only if it
+is gapless and each payload it saw removed is covered by a retention record in this snapshot;
+otherwise this process rechecks it (and the whole log if the halves disagree about positions).
+
 ``verify_bundle`` checks an exported bundle offline with nothing but the log's public key.
 """
 
@@ -21,18 +32,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, Engine, select
 
 from hogo.crypto import checkpoint as notes
 from hogo.domain import merkle
-from hogo.domain.auditlog import TILE_HEIGHT, EntryFormatError, decode, entry_seq, format_ts
-from hogo.store.db import read_snapshot
-from hogo.store.models import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
+from hogo.domain.auditlog import TILE_HEIGHT, VERSION_TAG, EntryFormatError, decode, entry_seq, format_ts
+
+if TYPE_CHECKING:  # SQLAlchemy and the models are imported where used: the worker process needs neither
+    from sqlalchemy import Connection, Engine
+
+log = logging.getLogger("hogo.audit")
 
 MODIFIED, MISSING, INSERTED, REORDERED = "modified", "missing", "inserted", "reordered"
 TRUNCATED, ROLLED_BACK, FORKED = "truncated", "rolled back", "forked"
@@ -87,6 +105,19 @@ class Report:
 
 # -------------------------------------------------------------------------------- tree streaming
 
+_MAX_PROBLEMS = 1000
+_BATCH = 1 << 13  # rows per fetch: 32 blocks of 256 leaves
+_sha256 = hashlib.sha256
+_digest = type(_sha256()).digest
+_leaf_prefix = _sha256(b"\x00")
+_node_input = b"\x01".__add__
+_first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
+_claim = (VERSION_TAG + b"%d ").__mod__  # the start every entry at position p must have
+
+
+class _Sink(Protocol):
+    def add(self, kind: str, seq: int | None, message: str) -> None: ...
+
 
 class _Stack:
     """Streams hashes of complete subtrees at ``base`` level into larger ones (left to right), noting
@@ -110,44 +141,199 @@ class _Stack:
         stack.append((height, node))
         self.count += 1
 
-
-def _perfect_root(hashes: list[bytes]) -> bytes:
-    """The root of a complete subtree from its 2^k leaves, level by level (faster than a stack)."""
-    sha = hashlib.sha256
-    while len(hashes) > 1:
-        it = iter(hashes)
-        hashes = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=True)]
-    return hashes[0]
-
-
-class _Tree:
-    """The tree over streamed leaves: 256-leaf blocks hashed whole, their roots stacked above."""
-
-    def __init__(self) -> None:
-        self.block: list[bytes] = []
-        self.upper = _Stack(base=TILE_HEIGHT)
-        self.blocks = 0
-
-    def add(self, leaf: bytes) -> bytes | None:
-        """Adds a leaf; returns the block's root when this leaf completes a block."""
-        block = self.block
-        block.append(leaf)
-        if len(block) < _TILE:
-            return None
-        root = _perfect_root(block)
-        self.block = []
-        self.upper.push(root)
-        self.blocks += 1
-        return root
-
-    def root(self) -> bytes:
-        hashes = [h for _, h in self.upper.stack]
-        n = len(self.block)
-        hashes += [_perfect_root(self.block[idx << lv:(idx + 1) << lv]) for lv, idx in merkle.complete_subtrees(0, n)]
+    def root(self, tail: list[bytes]) -> bytes:
+        """The root of the tree of the pushed subtrees followed by ``tail`` (smaller complete subtrees)."""
+        hashes = [h for _, h in self.stack] + tail
         return merkle.fold_right(hashes) if hashes else merkle.EMPTY_ROOT
 
 
+def _perfect_root(hashes: list[bytes]) -> bytes:
+    """The root of a complete subtree from its 2^k leaves, level by level (faster than a stack)."""
+    while len(hashes) > 1:
+        hashes = _block_level(hashes)
+    return hashes[0]
+
+
+def _leaf_hashes(entries: list[bytes]) -> list[bytes]:
+    """SHA-256(0x00 ‖ entry) of each entry (copying a hash fed the prefix beats building a new one)."""
+    out: list[bytes] = []
+    append, start = out.append, _leaf_prefix.copy
+    for entry in entries:
+        h = start()
+        h.update(entry)
+        append(h.digest())
+    return out
+
+
+def _block_level(hashes: list[bytes]) -> list[bytes]:
+    """The next level up: each pair of nodes hashed into their parent, in C loops rather than Python ones."""
+    return list(map(_digest, map(_sha256, map(_node_input, map(bytes.__add__, hashes[0::2], hashes[1::2])))))
+
+
+def _block_roots(leaves: list[bytes]) -> list[bytes]:
+    """The roots of consecutive 256-leaf blocks (``len(leaves)`` a multiple of 256), one level at a time."""
+    for _ in range(TILE_HEIGHT):
+        leaves = _block_level(leaves)
+    return leaves
+
+
+class _Scan:
+    """One pass, in seq order, over the stored entries from position ``start`` (a multiple of 256): the
+    entry checks, the roots of its complete 256-leaf blocks, and for each checkpoint size that ends
+    inside a block the subtrees of that block's leaves before it. Problems carry the position at which
+    they were found so that two scans merge into the order one scan of the whole log gives."""
+
+    def __init__(self, start: int, total: int, sizes: Iterable[int], deep: bool = False) -> None:
+        if start % _TILE:
+            raise ValueError("a scan starts at a block boundary")
+        self.start = self.position = start
+        self.total = total
+        self.deep = deep
+        self.gap = False  # a seq differed from its position (missing or inserted rows)
+        self.blocks: list[bytes] = []
+        self.pending: list[bytes] = []  # the leaves of the block not yet complete
+        self.want = sorted(s for s in set(sizes) if s > start and s % _TILE)  # sizes that need a tail
+        self.tails: dict[int, list[bytes]] = {}
+        self.problems: list[tuple[int, str, int | None, str]] = []  # (position found, kind, seq, message)
+        self.expired: list[int] = []
+
+    def add(self, kind: str, seq: int | None, message: str) -> None:
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append((self.position, kind, seq, message))
+
+    def to_json(self) -> bytes:
+        """What the parent needs of a finished scan (the worker's answer)."""
+        return json.dumps({"start": self.start, "total": self.total, "position": self.position, "gap": self.gap,
+                           "blocks": b"".join(self.blocks).hex(), "pending": b"".join(self.pending).hex(),
+                           "tails": [[s, b"".join(t).hex()] for s, t in self.tails.items()],
+                           "problems": self.problems, "expired": self.expired}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> _Scan:
+        d = json.loads(data)
+        scan = cls(d["start"], d["total"], ())
+        scan.position, scan.gap, scan.expired = int(d["position"]), bool(d["gap"]), [int(s) for s in d["expired"]]
+        scan.blocks, scan.pending = _split32(d["blocks"]), _split32(d["pending"])
+        scan.tails = {int(s): _split32(t) for s, t in d["tails"]}
+        scan.problems = [(int(w), str(k), None if q is None else int(q), str(m)) for w, k, q, m in d["problems"]]
+        return scan
+
+    def exact(self, end: int) -> bool:
+        """Whether this scan read exactly the entries [start, end), each at its own seq."""
+        return not self.gap and self.position == end
+
+    def feed(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of (seq, entry, leaf_hash, expired_at[, the search columns when deep]) in seq order."""
+        n = len(rows)
+        if not n:
+            return
+        pos = self.position
+        entries = list(map(_second, rows))
+        leaves = list(map(_third, rows))
+        if set(map(type, leaves)) != {bytes}:
+            leaves = list(map(bytes, leaves))
+        if (list(map(_first, rows)) == list(range(pos, pos + n)) and set(map(type, entries)) == {bytes}
+                and _leaf_hashes(entries) == leaves
+                and all(map(bytes.startswith, entries, map(_claim, range(pos, pos + n))))):
+            if self.deep:  # every entry is intact: only the search columns are left to compare
+                for i, row in enumerate(rows):
+                    self.position = pos + i
+                    _compare_columns(self, row[0], row[1], row)
+            self.position = pos + n
+        else:
+            self._one_by_one(rows)
+        self._grow(pos, leaves)
+
+    def _one_by_one(self, rows: Sequence[Sequence[Any]]) -> None:
+        """The same checks, entry by entry, naming each problem (a batch with something wrong in it)."""
+        for row in rows:
+            seq, entry, position = row[0], row[1], self.position
+            if seq != position and not self.gap:
+                self.add(MISSING if seq > position else INSERTED, position,
+                         f"entry {position} is missing (the next stored entry is {seq})" if seq > position
+                         else f"entry {seq} appears again at position {position}")
+                self.gap = True
+            if entry is None:
+                if row[3] is None:
+                    self.add(MODIFIED, seq, f"entry {seq} has no payload and no expiry: it was erased")
+                else:
+                    self.expired.append(seq)
+            else:
+                entry = bytes(entry)
+                if merkle.leaf_hash(entry) != bytes(row[2]):
+                    self.add(MODIFIED, seq, f"entry {seq} does not match its leaf hash: it was changed")
+                if not entry.startswith(_claim(position)):
+                    _misplaced(self, entry, position, self.total)
+                if self.deep:
+                    _compare_columns(self, seq, entry, row)
+            self.position = position + 1
+
+    def _grow(self, first: int, leaves: list[bytes]) -> None:
+        """Adds the leaves of positions [first, …) to the tree: complete blocks become roots."""
+        if self.pending:
+            first -= len(self.pending)
+            leaves = self.pending + leaves
+        end = first + len(leaves)
+        want = self.want
+        while want and want[0] <= end:  # every leaf before this checkpoint size is here
+            size = want.pop(0)
+            block = leaves[size - size % _TILE - first:size - first]
+            self.tails[size] = [_perfect_root(block[idx << lv:(idx + 1) << lv])
+                                for lv, idx in merkle.complete_subtrees(0, len(block))]
+        full = len(leaves) - len(leaves) % _TILE
+        if full:
+            self.blocks.extend(_block_roots(leaves[:full] if full < len(leaves) else leaves))
+        self.pending = leaves[full:]
+
+
+def _split32(text: str) -> list[bytes]:
+    raw = bytes.fromhex(text)
+    return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+
+
+def _merge(scans: list[_Scan], stored_nodes: dict[tuple[int, int], bytes], sizes: Sequence[int],
+           report: Report) -> dict[int, bytes]:
+    """Joins consecutive scans (each but the last exact) into the report: their problems and those of
+    the stored nodes, in the order one pass would find them, and the root at each checkpoint size."""
+    found = [(when, 0, kind, seq, message) for scan in scans for when, kind, seq, message in scan.problems]
+    tails: dict[int, list[bytes]] = {}
+    for scan in scans:
+        tails.update(scan.tails)
+    end = scans[-1].position
+    due = sorted(s for s in set(sizes) if s <= end)
+    roots_at: dict[int, bytes] = {}
+    upper = _Stack(base=TILE_HEIGHT)
+    b = 0
+    for scan in scans:
+        for root in scan.blocks:
+            while due and due[0] >> TILE_HEIGHT == b:
+                size = due.pop(0)
+                roots_at[size] = upper.root(tails.get(size, []))
+            upper.push(root)
+            when = ((b + 1) << TILE_HEIGHT) - 1
+            for level, idx, h in [(TILE_HEIGHT, b, root), *upper.completed]:
+                stored = stored_nodes.get((level, idx))
+                if stored is None:
+                    found.append((when, 1, MISSING, ((idx + 1) << level) - 1, f"tree node {level}/{idx} is missing"))
+                elif stored != h:
+                    found.append((when, 1, MODIFIED, idx << level, f"tree node {level}/{idx} (entries "
+                                  f"{idx << level}–{((idx + 1) << level) - 1}) differs from the entries"))
+            upper.completed.clear()
+            b += 1
+    for size in due:
+        roots_at[size] = upper.root(tails.get(size, []))
+    found.sort(key=lambda p: (p[0], p[1]))
+    for _, _, kind, seq, message in found:
+        report.add(kind, seq, message)
+    return roots_at
+
+
 # ----------------------------------------------------------------------------- the database
+
+# A log at least this long is split between this process and a worker process (SQLite, fast check).
+PARALLEL_MIN_ENTRIES = 100_000
+_WORKER_SHARE = 0.5  # of the entries, rounded down to whole blocks; the worker starts in tens of milliseconds
+_ROWS = "SELECT seq, entry, leaf_hash, expired_at FROM audit_events"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +359,8 @@ def verify_database(engine: Engine, *, key_name: str, public_key: Ed25519PublicK
                     progress: Callable[[int, int], None] | None = None) -> Report:
     """Recompute the log in ``engine`` (a stopped instance's database, or the live one read in one
     snapshot). ``external`` are (source, signed note) pairs kept outside the database."""
+    from hogo.store.db import read_snapshot
+
     report = Report()
     with read_snapshot(engine) as conn:
         _verify(conn, report, key_name, public_key, list(external), deep, progress)
@@ -181,92 +369,55 @@ def verify_database(engine: Engine, *, key_name: str, public_key: Ed25519PublicK
 
 def _verify(conn: Connection, report: Report, key_name: str, public_key: Ed25519PublicKey,
             external: list[tuple[str, str]], deep: bool, progress: Callable[[int, int], None] | None) -> None:
-    ev: Any = AuditEvent.__table__
+    from sqlalchemy import select
+
+    from hogo.store.models import AuditCheckpoint, AuditHead, AuditNode
+
     head = conn.execute(select(AuditHead.size).where(AuditHead.id == 1)).scalar()
-    internal: list[SignedCheckpoint | None] = []
-    for size, note in conn.execute(select(AuditCheckpoint.size, AuditCheckpoint.note).order_by(AuditCheckpoint.size)):
-        parsed = _checked(report, "database", note, key_name, public_key)
-        if parsed is not None and parsed.cp.size != size:
-            report.add(MODIFIED, None, f"the checkpoint stored as size {size} signs size {parsed.cp.size}")
-        internal.append(parsed)
-    outside = [_checked(report, src, n, key_name, public_key) for src, n in external]
-    signed = [c for c in internal + outside if c is not None]
-    by_size: dict[int, list[SignedCheckpoint]] = {}
-    for c in signed:
-        by_size.setdefault(c.cp.size, []).append(c)
-    for size, group in by_size.items():
-        if len({c.cp.root for c in group}) > 1:
-            report.add(FORKED, None, f"two validly signed checkpoints of size {size} disagree "
-                                     f"({', '.join(sorted({c.source for c in group}))})")
-    stored_nodes = {(lv, ix): bytes(h) for lv, ix, h in conn.execute(select(AuditNode.level, AuditNode.idx,
-                                                                            AuditNode.hash))}
-    expired_ranges: list[tuple[int, int]] = []
-    columns = [ev.c.seq, ev.c.entry, ev.c.leaf_hash, ev.c.expired_at]
-    if deep:
-        columns += [ev.c.ts, ev.c.event, ev.c.outcome, ev.c.reason, ev.c.actor_id, ev.c.actor_name,
-                    ev.c.subject_user_id, ev.c.target, ev.c.file_code, ev.c.purpose, ev.c.record_count,
-                    ev.c.client_addr, ev.c.session_id, ev.c.details]
     total = int(head or 0)
-    streamed = conn.execution_options(stream_results=True, yield_per=10_000)
-    if deep:  # typed values, to compare with the entry
-        rows = streamed.execute(select(*columns).order_by(ev.c.seq))
-    else:  # plain rows from the driver: the fast path for the hashes and indices alone
-        rows = streamed.exec_driver_sql("SELECT seq, entry, leaf_hash, expired_at FROM audit_events ORDER BY seq")
-    tree = _Tree()
-    sizes = sorted(by_size)
-    roots_at: dict[int, bytes] = {}
-    si = 0
-    while si < len(sizes) and sizes[si] == 0:
-        roots_at[0] = merkle.EMPTY_ROOT
-        si += 1
-    next_size = sizes[si] if si < len(sizes) else -1
-    position = 0
-    reported_gap = False
-    sha = hashlib.sha256
-    for part in rows.partitions():
-        for row in part:
-            seq, entry, leaf = row[0], row[1], bytes(row[2])
-            if seq != position and not reported_gap:
-                report.add(MISSING if seq > position else INSERTED, position,
-                           f"entry {position} is missing (the next stored entry is {seq})" if seq > position
-                           else f"entry {seq} appears again at position {position}")
-                reported_gap = True
-            if entry is None:
-                if row[3] is None:
-                    report.add(MODIFIED, seq, f"entry {seq} has no payload and no expiry: it was erased")
-                else:
-                    report.expired += 1
-                    expired_ranges.append((seq, seq + 1))
-            else:
-                entry = bytes(entry)
-                if sha(b"\x00" + entry).digest() != leaf:
-                    report.add(MODIFIED, seq, f"entry {seq} does not match its leaf hash: it was changed")
-                if not entry.startswith(b"hogo-log/1 %d " % position):
-                    _misplaced(report, entry, position, total)
-                if deep:
-                    _compare_columns(report, seq, entry, row)
-            position += 1
-            block_root = tree.add(leaf)
-            if block_root is not None:
-                _check_nodes(report, stored_nodes, [(TILE_HEIGHT, tree.blocks - 1, block_root),
-                                                    *tree.upper.completed])
-                tree.upper.completed.clear()
-            if position == next_size:
-                roots_at[position] = tree.root()
-                while si < len(sizes) and sizes[si] == position:
-                    si += 1
-                next_size = sizes[si] if si < len(sizes) else -1
-        if progress is not None:
-            progress(position, total)
+    sizes = sorted(s for (s,) in conn.execute(select(AuditCheckpoint.size)))
+    worker = _Worker.start(conn, total, sizes) if not deep else None
+    try:
+        internal: list[SignedCheckpoint | None] = []
+        for size, note in conn.execute(select(AuditCheckpoint.size, AuditCheckpoint.note)
+                                       .order_by(AuditCheckpoint.size)):
+            parsed = _checked(report, "database", note, key_name, public_key)
+            if parsed is not None and parsed.cp.size != size:
+                report.add(MODIFIED, None, f"the checkpoint stored as size {size} signs size {parsed.cp.size}")
+            internal.append(parsed)
+        outside = [_checked(report, src, n, key_name, public_key) for src, n in external]
+        signed = [c for c in internal + outside if c is not None]
+        by_size: dict[int, list[SignedCheckpoint]] = {}
+        for c in signed:
+            by_size.setdefault(c.cp.size, []).append(c)
+        for size, group in by_size.items():
+            if len({c.cp.root for c in group}) > 1:
+                report.add(FORKED, None, f"two validly signed checkpoints of size {size} disagree "
+                                         f"({', '.join(sorted({c.source for c in group}))})")
+        stored_nodes = {(lv, ix): bytes(h) for lv, ix, h in conn.execute(select(AuditNode.level, AuditNode.idx,
+                                                                                AuditNode.hash))}
+        scans = _scan_all(conn, worker, total, sorted(by_size), deep, progress)
+    finally:
+        if worker is not None:
+            worker.stop()
+    roots_at = _merge(scans, stored_nodes, sorted(by_size), report)
+    position = scans[-1].position
+    if progress is not None:
+        progress(position, total)
     report.size = position
     report.entries_checked = position
+    report.expired = sum(len(s.expired) for s in scans)
     if head is None:
         report.add(MODIFIED, None, "the log's head is missing")
     elif int(head) != position:
         kind = TRUNCATED if int(head) > position else INSERTED
         report.add(kind, min(position, int(head)),
                    f"the head counts {head} entries but {position} are stored")
-    _check_expiry_records(conn, report, expired_ranges)
+    covered = _retention_ranges(conn) if report.expired else []
+    for scan in scans:
+        for seq in scan.expired:
+            if not any(lo <= seq < hi for lo, hi in covered):
+                report.add(MODIFIED, seq, f"entry {seq}'s payload was removed without a recorded retention run")
     internal_max = max((c.cp.size for c in signed if c.source == "database"), default=0)
     for size in sorted(by_size):
         for c in by_size[size]:
@@ -288,18 +439,166 @@ def _verify(conn: Connection, report: Report, key_name: str, public_key: Ed25519
                     report.latest_size, report.latest_checkpoint = size, c.note
 
 
-def _check_nodes(report: Report, stored_nodes: dict[tuple[int, int], bytes],
-                 computed: list[tuple[int, int, bytes]]) -> None:
-    for level, idx, h in computed:
-        stored = stored_nodes.get((level, idx))
-        if stored is None:
-            report.add(MISSING, ((idx + 1) << level) - 1, f"tree node {level}/{idx} is missing")
-        elif stored != h:
-            report.add(MODIFIED, idx << level, f"tree node {level}/{idx} (entries {idx << level}–"
-                       f"{((idx + 1) << level) - 1}) differs from the entries")
+def _scan_all(conn: Connection, worker: _Worker | None, total: int, sizes: list[int], deep: bool,
+              progress: Callable[[int, int], None] | None) -> list[_Scan]:
+    """The scans that together cover the log in this snapshot: [0, head) here, or the worker's [0, m)
+    and [m, head) here. The worker's half is taken only if it is gapless (so positions here agree
+    with one pass) and every payload it found removed was removed by a retention run this snapshot
+    records (it may have looked later, after a run); otherwise this process reads that half again."""
+    if worker is None:
+        return [_scan_here(conn, 0, None, total, sizes, deep, progress)]
+    mine = _scan_here(conn, worker.end, None, total, sizes, deep, progress)
+    theirs = worker.result()
+    if theirs is not None and theirs.exact(worker.end) and theirs.expired:
+        covered = _retention_ranges(conn)
+        if not all(any(lo <= seq < hi for lo, hi in covered) for seq in theirs.expired):
+            theirs = None
+    if theirs is None or not theirs.exact(worker.end):
+        theirs = _scan_here(conn, 0, worker.end, total, sizes, deep, None)
+    if not theirs.exact(worker.end):  # rows are missing or extra before m: positions after it shift
+        return [_scan_here(conn, 0, None, total, sizes, deep, progress)]
+    return [theirs, mine]
 
 
-def _misplaced(report: Report, entry: bytes, position: int, total: int) -> None:
+def _scan_here(conn: Connection, start: int, end: int | None, total: int, sizes: list[int], deep: bool,
+               progress: Callable[[int, int], None] | None) -> _Scan:
+    scan = _Scan(start, total, sizes, deep)
+    for rows in _batches(conn, start, end, deep):
+        scan.feed(rows)
+        if progress is not None:
+            progress(scan.position, total)
+    return scan
+
+
+def _batches(conn: Connection, start: int, end: int | None, deep: bool) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows with start <= seq < end, ordered by seq, in batches."""
+    from sqlalchemy import select, text
+
+    from hogo.store.models import AuditEvent
+
+    if deep:  # typed values, to compare with the entry
+        ev: Any = AuditEvent.__table__
+        query = select(ev.c.seq, ev.c.entry, ev.c.leaf_hash, ev.c.expired_at, ev.c.ts, ev.c.event, ev.c.outcome,
+                       ev.c.reason, ev.c.actor_id, ev.c.actor_name, ev.c.subject_user_id, ev.c.target,
+                       ev.c.file_code, ev.c.purpose, ev.c.record_count, ev.c.client_addr, ev.c.session_id,
+                       ev.c.details).where(ev.c.seq >= start)
+        if end is not None:
+            query = query.where(ev.c.seq < end)
+        result = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(query.order_by(ev.c.seq))
+        yield from result.partitions()
+    elif conn.dialect.name == "sqlite":  # plain tuples straight from the driver, in this transaction
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            yield from _sqlite_batches(cursor, start, end)
+        finally:
+            cursor.close()
+    else:
+        sql = f"{_ROWS} WHERE seq >= :start" + ("" if end is None else " AND seq < :end") + " ORDER BY seq"
+        result = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(
+            text(sql), {"start": start, "end": end})
+        yield from result.partitions()
+
+
+def _sqlite_batches(cursor: Any, start: int, end: int | None) -> Iterator[list[tuple[Any, ...]]]:
+    if end is None:
+        cursor.execute(f"{_ROWS} WHERE seq >= ? ORDER BY seq", (start,))
+    else:
+        cursor.execute(f"{_ROWS} WHERE seq >= ? AND seq < ? ORDER BY seq", (start, end))
+    while rows := cursor.fetchmany(_BATCH):
+        yield rows
+
+
+def _retention_ranges(conn: Connection) -> list[tuple[int, int]]:
+    """The ranges whose payloads retention runs recorded removing (ANON-12)."""
+    from sqlalchemy import select
+
+    from hogo.store.models import AuditEvent
+
+    covered: list[tuple[int, int]] = []
+    for entry in conn.execute(select(AuditEvent.entry).where(AuditEvent.event == EXPIRED_EVENT)).scalars():
+        if entry is None:
+            continue
+        _, e = decode(bytes(entry))
+        covered.extend((int(a), int(b)) for a, b in (e.details or {}).get("ranges", []))
+    return covered
+
+
+class _Worker:
+    """A process that scans entries [0, end) of the same SQLite file on its own read snapshot."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], end: int) -> None:
+        self.proc = proc
+        self.end = end
+
+    @classmethod
+    def start(cls, conn: Connection, total: int, sizes: list[int]) -> _Worker | None:
+        path = conn.engine.url.database if conn.dialect.name == "sqlite" else None
+        end = int(total * _WORKER_SHARE) >> TILE_HEIGHT << TILE_HEIGHT
+        if total < PARALLEL_MIN_ENTRIES or not end or not path or not os.path.isfile(path) or not sys.executable:
+            return None
+        root = str(Path(__file__).resolve().parents[2])  # the directory holding the hogo package
+        code = (f"import sys; sys.path.insert(0, {root!r}); "
+                "from hogo.services.audit_verify import _worker_main; _worker_main()")
+        job = {"uri": Path(path).resolve().as_uri() + "?mode=ro", "end": end, "total": total,
+               "sizes": [s for s in sizes if 0 < s <= end]}
+        try:
+            proc = subprocess.Popen([sys.executable, "-I", "-c", code], stdin=subprocess.PIPE,  # noqa: S603 - this
+                                    # interpreter running this module
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            log.warning("log verification runs in one process: the worker did not start (%s)", exc)
+            return None
+        worker = cls(proc, end)
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(job).encode() + b"\n")
+            proc.stdin.flush()
+        except OSError:
+            pass  # it died already: result() says so
+        return worker
+
+    def result(self) -> _Scan | None:
+        """The worker's scan, or None if it failed (this process then scans that half itself)."""
+        try:
+            out, err = self.proc.communicate()
+        except OSError:
+            out, err = b"", b""
+        if self.proc.returncode == 0:
+            try:
+                return _Scan.from_json(out)
+            except (ValueError, KeyError, TypeError):
+                pass
+        log.warning("log verification: the worker failed (exit %s): %s", self.proc.returncode,
+                    err.decode("utf-8", "replace").strip()[-500:])
+        return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def _worker_main() -> None:
+    """The worker process: reads a job (one JSON line) from stdin, writes its ``_Scan`` to stdout."""
+    import sqlite3
+
+    job = json.loads(sys.stdin.buffer.readline())
+    db = sqlite3.connect(job["uri"], uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute("BEGIN")
+        cursor = db.cursor()
+        scan = _Scan(0, job["total"], job["sizes"])
+        for rows in _sqlite_batches(cursor, 0, job["end"]):
+            scan.feed(rows)
+        db.execute("ROLLBACK")
+    finally:
+        db.close()
+    sys.stdout.buffer.write(scan.to_json())
+    sys.stdout.buffer.flush()
+
+
+def _misplaced(report: _Sink, entry: bytes, position: int, total: int) -> None:
     """An entry that does not claim its own position: say which kind of damage that is."""
     try:
         claim = entry_seq(entry)
@@ -317,7 +616,7 @@ def _misplaced(report: Report, entry: bytes, position: int, total: int) -> None:
                                        "log's end: it was added")
 
 
-def _compare_columns(report: Report, seq: int, entry: bytes, row: Any) -> None:
+def _compare_columns(report: _Sink, seq: int, entry: bytes, row: Any) -> None:
     try:
         _, e = decode(entry)
     except EntryFormatError as exc:
@@ -335,20 +634,6 @@ def _compare_columns(report: Report, seq: int, entry: bytes, row: Any) -> None:
         changed = [n for n, a, b in zip(names, expected, actual, strict=True) if a != b]
         report.add(MODIFIED, seq, f"entry {seq}'s indexed columns ({', '.join(changed)}) differ from the entry")
 
-
-def _check_expiry_records(conn: Connection, report: Report, expired: list[tuple[int, int]]) -> None:
-    """A payload may be missing only where a retention run recorded removing it."""
-    if not expired:
-        return
-    covered: list[tuple[int, int]] = []
-    for entry in conn.execute(select(AuditEvent.entry).where(AuditEvent.event == EXPIRED_EVENT)).scalars():
-        if entry is None:
-            continue
-        _, e = decode(bytes(entry))
-        covered.extend((int(a), int(b)) for a, b in (e.details or {}).get("ranges", []))
-    for a, _ in expired:
-        if not any(lo <= a < hi for lo, hi in covered):
-            report.add(MODIFIED, a, f"entry {a}'s payload was removed without a recorded retention run")
 
 
 # ----------------------------------------------------------------------------- range proofs
