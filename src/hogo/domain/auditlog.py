@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from typing import Any
 
 VERSION_TAG = b"hogo-log/1 "
@@ -56,8 +57,15 @@ def format_ts(ts: dt.datetime) -> str:
     return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+_TS_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
 def parse_ts(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    """``format_ts``'s text back, accepting exactly its form YYYY-MM-DDTHH:MM:SS.ffffffZ (checked first:
+    ``fromisoformat`` alone takes other ISO 8601 forms too; it is several times faster than strptime)."""
+    if not _TS_FORM.fullmatch(text):
+        raise ValueError(f"not a log timestamp (YYYY-MM-DDTHH:MM:SS.ffffffZ): {text!r}")
+    return dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=dt.UTC)
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
