@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, orm, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hogo.clock import Clock, SystemClock
@@ -54,6 +54,8 @@ class Hogo:
     hasher: PasswordHasher
     common_passwords: frozenset[str]
     key_provider: KeyProvider
+    # Sessions whose connections begin read-only transactions (SQLite: a deferred BEGIN, no write lock).
+    read_sessionmaker: orm.sessionmaker[Session] | None = None
     # Unwrapped file keys, by file id: unwrapping (in an HSM, say) is too slow for every request.
     file_keys: dict[int, FileKeys] = dataclasses.field(default_factory=dict)
     # Parsed file specs by (file id, version): a version's spec never changes.
@@ -99,11 +101,9 @@ class Hogo:
         lock = self.sqlite_write_lock if (self.settings.is_sqlite and not readonly) else None
         if lock is not None:
             lock.acquire()
-        session = self.sessionmaker()
+        session = (self.read_sessionmaker or self.sessionmaker)() if readonly else self.sessionmaker()
         try:
             with session.begin():
-                if readonly:
-                    session.connection(execution_options={"hogo_readonly": True})
                 yield session
         finally:
             session.close()
@@ -208,6 +208,7 @@ def build(settings: Settings, *, clock: Clock | None = None, keyring: Keyring | 
         settings=settings,
         engine=engine,
         sessionmaker=_sessionmaker(engine),
+        read_sessionmaker=_sessionmaker(engine.execution_options(hogo_readonly=True)),
         clock=clock or SystemClock(),
         keyring=ring,
         hasher=PasswordHasher(time_cost=a.time_cost, memory_cost_kib=a.memory_cost_kib, parallelism=a.parallelism),
