@@ -41,14 +41,16 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from hogo.crypto import checkpoint as notes
 from hogo.domain import merkle
 from hogo.domain.auditlog import TILE_HEIGHT, VERSION_TAG, EntryFormatError, decode, entry_seq, format_ts
 
-if TYPE_CHECKING:  # SQLAlchemy and the models are imported where used: the worker process needs neither
+# SQLAlchemy, the models and the checkpoint signatures are imported where they are used: the worker
+# process imports this module and needs none of them, and it starts on the verification's clock.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from sqlalchemy import Connection, Engine
+
+    from hogo.crypto import checkpoint as notes
 
 log = logging.getLogger("hogo.audit")
 
@@ -108,9 +110,7 @@ class Report:
 _MAX_PROBLEMS = 1000
 _BATCH = 1 << 13  # rows per fetch: 32 blocks of 256 leaves
 _sha256 = hashlib.sha256
-_digest = type(_sha256()).digest
-_leaf_prefix = _sha256(b"\x00")
-_node_input = b"\x01".__add__
+_leaf_prefix, _node_prefix = _sha256(b"\x00"), _sha256(b"\x01")
 _first, _second, _third = itemgetter(0), itemgetter(1), itemgetter(2)
 _claim = (VERSION_TAG + b"%d ").__mod__  # the start every entry at position p must have
 
@@ -155,7 +155,7 @@ def _perfect_root(hashes: list[bytes]) -> bytes:
 
 
 def _leaf_hashes(entries: list[bytes]) -> list[bytes]:
-    """SHA-256(0x00 ‖ entry) of each entry (copying a hash fed the prefix beats building a new one)."""
+    """SHA-256(0x00 ‖ entry) of each entry (copying a hash already fed the prefix beats starting anew)."""
     out: list[bytes] = []
     append, start = out.append, _leaf_prefix.copy
     for entry in entries:
@@ -166,8 +166,21 @@ def _leaf_hashes(entries: list[bytes]) -> list[bytes]:
 
 
 def _block_level(hashes: list[bytes]) -> list[bytes]:
-    """The next level up: each pair of nodes hashed into their parent, in C loops rather than Python ones."""
-    return list(map(_digest, map(_sha256, map(_node_input, map(bytes.__add__, hashes[0::2], hashes[1::2])))))
+    """The next level up: SHA-256(0x01 ‖ left ‖ right) of each pair of nodes."""
+    out: list[bytes] = []
+    append, start = out.append, _node_prefix.copy
+    pairs = iter(hashes)
+    for left, right in zip(pairs, pairs, strict=True):
+        h = start()
+        h.update(left + right)
+        append(h.digest())
+    return out
+
+
+def _claims(first: int, n: int) -> list[bytes]:
+    """The starts ``hogo-log/1 <p> `` of the entries at positions first … first+n-1, made in bulk."""
+    tag = VERSION_TAG.decode()
+    return (tag + f" \n{tag}".join(map(str, range(first, first + n))) + " ").encode().split(b"\n")
 
 
 def _block_roots(leaves: list[bytes]) -> list[bytes]:
@@ -234,7 +247,7 @@ class _Scan:
             leaves = list(map(bytes, leaves))
         if (list(map(_first, rows)) == list(range(pos, pos + n)) and set(map(type, entries)) == {bytes}
                 and _leaf_hashes(entries) == leaves
-                and all(map(bytes.startswith, entries, map(_claim, range(pos, pos + n))))):
+                and all(map(bytes.startswith, entries, _claims(pos, n)))):
             if self.deep:  # every entry is intact: only the search columns are left to compare
                 for i, row in enumerate(rows):
                     self.position = pos + i
@@ -345,6 +358,8 @@ class SignedCheckpoint:
 
 def _checked(report: Report, source: str, note: str, key_name: str, public_key: Ed25519PublicKey,
              ) -> SignedCheckpoint | None:
+    from hogo.crypto import checkpoint as notes
+
     try:
         cp = notes.verify_note(note, key_name, public_key, origin=key_name)
     except notes.CheckpointError as exc:
@@ -707,6 +722,8 @@ def verify_bundle(directory: Path, *, public_key_text: str | None = None,
     """Check an exported bundle offline: the manifest's signature and digests, every entry against its
     leaf, the leaves against the signed checkpoint (range proof), and the bundle's checkpoints against
     each other (consistency proofs) and against ``remembered`` (a checkpoint the auditor kept)."""
+    from hogo.crypto import checkpoint as notes
+
     report = Report()
     try:
         manifest_bytes = (directory / "manifest.json").read_bytes()
@@ -798,6 +815,8 @@ def verify_bundle(directory: Path, *, public_key_text: str | None = None,
 def _check_consistency(report: Report, note: str, proof_hex: list[str] | None, latest: notes.Checkpoint,
                        key_name: str, public_key: Ed25519PublicKey, source: str) -> notes.Checkpoint | None:
     """The older checkpoint if it is validly signed (and, with a proof, proven to be extended)."""
+    from hogo.crypto import checkpoint as notes
+
     try:
         old = notes.verify_note(note, key_name, public_key, origin=key_name)
     except notes.CheckpointError as exc:
