@@ -43,16 +43,19 @@ def make_engine(url: str, **kw: Any) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA cache_size=-32768")
+            # Read the database file through a memory map: every commit (each request writes the log)
+            # empties the other connections' page caches, and mapped pages come back without a copy.
+            cur.execute("PRAGMA mmap_size=1073741824")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # Writers take the lock up front (no failed read→write upgrades under WAL); pure reads
             # (``unit_of_work(readonly=True)``) run concurrently on a snapshot.
-            if conn.get_execution_options().get("hogo_readonly"):
-                conn.exec_driver_sql("BEGIN")
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Issued on the driver's connection: through SQLAlchemy's execution machinery the BEGIN
+            # costs more than the queries of a typical request.
+            raw = conn.connection.dbapi_connection
+            raw.execute("BEGIN" if conn.get_execution_options().get("hogo_readonly") else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
