@@ -77,9 +77,9 @@ def entry_at(conn: Connection, seq: int) -> bytes:
     return bytes(conn.execute(text("SELECT entry FROM audit_events WHERE seq = :s"), {"s": seq}).scalar_one())
 
 
-def run(inst: Instance, monkeypatch: pytest.MonkeyPatch, *, parallel: bool, batch: int = 8192,
+def run(inst: Instance, monkeypatch: pytest.MonkeyPatch, *, parallel: bool, batch: int = 8192, deep: bool = False,
         ) -> tuple[audit_verify.Report, bool]:
-    """The fast check, split or in one pass; and whether a worker's half was used."""
+    """The check, split or in one pass; and whether a worker's half was used."""
     key = audit_tree.log_key(inst.hogo)
     starts: list[int] = []  # where the scans in this process began
     real = audit_verify._scan_here
@@ -92,23 +92,24 @@ def run(inst: Instance, monkeypatch: pytest.MonkeyPatch, *, parallel: bool, batc
         m.setattr(audit_verify, "PARALLEL_MIN_ENTRIES", 0 if parallel else 10**12)
         m.setattr(audit_verify, "_BATCH", batch)
         m.setattr(audit_verify, "_scan_here", scan_here)
-        report = audit_verify.verify_database(inst.hogo.engine, key_name=key.name, public_key=key.public, deep=False)
+        report = audit_verify.verify_database(inst.hogo.engine, key_name=key.name, public_key=key.public, deep=deep)
     return report, 0 not in starts
 
 
 def same(inst: Instance, monkeypatch: pytest.MonkeyPatch) -> tuple[audit_verify.Report, bool]:
-    """The split check's report is the one-pass report (also with batches that split blocks)."""
+    """The split check's report is the one-pass report (also with batches that split blocks), for the
+    fast check and the deep one; and the deep one names the same first problem."""
     one, _ = run(inst, monkeypatch, parallel=False)
     small, _ = run(inst, monkeypatch, parallel=False, batch=300)
     split, used = run(inst, monkeypatch, parallel=True)
     assert split.as_dict() == one.as_dict() == small.as_dict()
     assert split.latest_checkpoint == one.latest_checkpoint
-    key = audit_tree.log_key(inst.hogo)
-    deep = audit_verify.verify_database(inst.hogo.engine, key_name=key.name, public_key=key.public)
+    deep, _ = run(inst, monkeypatch, parallel=False, deep=True)
+    deep_split, deep_used = run(inst, monkeypatch, parallel=True, deep=True)
+    assert deep_split.as_dict() == deep.as_dict() and deep_used == used
     assert deep.entries_checked == split.entries_checked
-    assert (deep.first is None) == (split.first is None)
-    if split.first is not None and deep.first is not None:
-        assert (deep.first.kind, deep.first.seq) == (split.first.kind, split.first.seq)
+    if split.first is not None:  # (the deep check alone also compares the search columns)
+        assert deep.first is not None and (deep.first.kind, deep.first.seq) == (split.first.kind, split.first.seq)
     return split, used
 
 
@@ -214,6 +215,17 @@ def test_an_entry_slipped_in_before_the_split_is_inserted(log: Instance, monkeyp
     assert ("inserted", 200) in [(p.kind, p.seq) for p in report.problems]
 
 
+def test_a_changed_search_column_is_named_by_the_deep_check_in_the_workers_half(log: Instance,
+                                                                                monkeypatch: pytest.MonkeyPatch):
+    with attacker(log) as conn:
+        conn.execute(text("UPDATE audit_events SET actor_name = 'someone.else' WHERE seq = 333"))
+    fast, _ = same(log, monkeypatch)
+    assert fast.ok
+    deep, used = run(log, monkeypatch, parallel=True, deep=True)
+    assert deep.first is not None and (deep.first.kind, deep.first.seq) == ("modified", 333)
+    assert "actor_name" in deep.first.message and used == sqlite(log)
+
+
 def test_a_changed_tree_node_is_named_in_the_workers_half(log: Instance, monkeypatch: pytest.MonkeyPatch):
     with attacker(log) as conn:
         conn.execute(text("UPDATE audit_nodes SET hash = :h WHERE level = 8 AND idx = 2"), {"h": b"\x00" * 32})
@@ -256,9 +268,9 @@ def started(monkeypatch: pytest.MonkeyPatch, before: Callable[[], None]) -> None
     """Runs ``before`` after this process's snapshot is taken and before the worker takes its own."""
     real = audit_verify._Worker.start
 
-    def start(conn: Connection, total: int, sizes: list[int]) -> Any:
+    def start(conn: Connection, total: int, sizes: list[int], deep: bool) -> Any:
         before()
-        return real(conn, total, sizes)
+        return real(conn, total, sizes, deep)
 
     monkeypatch.setattr(audit_verify._Worker, "start", staticmethod(start))
 

@@ -17,12 +17,13 @@ How the fast check (``deep=False``) keeps up with a million entries: rows are re
 batch with nothing wrong in it is checked with whole-batch operations (every leaf hash recomputed
 and compared, every claimed index compared, the seq column compared), the tree's 256-leaf blocks
 are hashed level by level, and only a batch with a problem in it is walked entry by entry, which
-gives the same problems in the same order. On SQLite a large log is split in two: a worker process
-(``_worker_main``; this module's import stays light for it) checks entries [0, m) on its own read
-snapshot and returns its blocks' roots, while this process checks [m, head) on the snapshot the run
-started with, so entries beyond that head are never considered. The worker's half is used only if it
-is gapless and each payload it saw removed is covered by a retention record in this snapshot;
-otherwise this process rechecks it (and the whole log if the halves disagree about positions).
+gives the same problems in the same order. On SQLite a large log (either check) is split in two: a
+worker process (``_worker_main``; this module's import stays light for it) checks entries [0, m) on
+its own read snapshot and returns its problems and blocks' roots, while this process checks [m, head)
+on the snapshot the run started with, so entries beyond that head are never considered. The worker's
+half is used only if it is gapless and each payload it saw removed is covered by a retention record
+in this snapshot; otherwise this process rechecks it (and the whole log if the halves disagree about
+positions).
 
 ``verify_bundle`` checks an exported bundle offline with nothing but the log's public key.
 """
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hogo.domain import merkle
-from hogo.domain.auditlog import TILE_HEIGHT, VERSION_TAG, EntryFormatError, decode, entry_seq, format_ts
+from hogo.domain.auditlog import TILE_HEIGHT, VERSION_TAG, EntryFormatError, decode, entry_seq
 
 # SQLAlchemy, the models and the checkpoint signatures are imported where they are used: the worker
 # process imports this module and needs none of them, and it starts on the verification's clock.
@@ -391,7 +392,7 @@ def _verify(conn: Connection, report: Report, key_name: str, public_key: Ed25519
     head = conn.execute(select(AuditHead.size).where(AuditHead.id == 1)).scalar()
     total = int(head or 0)
     sizes = sorted(s for (s,) in conn.execute(select(AuditCheckpoint.size)))
-    worker = _Worker.start(conn, total, sizes) if not deep else None
+    worker = _Worker.start(conn, total, sizes, deep)
     try:
         internal: list[SignedCheckpoint | None] = []
         for size, note in conn.execute(select(AuditCheckpoint.size, AuditCheckpoint.note)
@@ -546,7 +547,7 @@ class _Worker:
         self.end = end
 
     @classmethod
-    def start(cls, conn: Connection, total: int, sizes: list[int]) -> _Worker | None:
+    def start(cls, conn: Connection, total: int, sizes: list[int], deep: bool) -> _Worker | None:
         path = conn.engine.url.database if conn.dialect.name == "sqlite" else None
         end = int(total * _WORKER_SHARE) >> TILE_HEIGHT << TILE_HEIGHT
         if total < PARALLEL_MIN_ENTRIES or not end or not path or not os.path.isfile(path) or not sys.executable:
@@ -554,7 +555,7 @@ class _Worker:
         root = str(Path(__file__).resolve().parents[2])  # the directory holding the hogo package
         code = (f"import sys; sys.path.insert(0, {root!r}); "
                 "from hogo.services.audit_verify import _worker_main; _worker_main()")
-        job = {"uri": Path(path).resolve().as_uri() + "?mode=ro", "end": end, "total": total,
+        job = {"uri": Path(path).resolve().as_uri() + "?mode=ro", "end": end, "total": total, "deep": deep,
                "sizes": [s for s in sizes if 0 < s <= end]}
         try:
             proc = subprocess.Popen([sys.executable, "-I", "-c", code], stdin=subprocess.PIPE,  # noqa: S603 - this
@@ -598,15 +599,25 @@ def _worker_main() -> None:
     import sqlite3
 
     job = json.loads(sys.stdin.buffer.readline())
+    scan = _Scan(0, job["total"], job["sizes"], job["deep"])
     db = sqlite3.connect(job["uri"], uri=True, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA busy_timeout=30000")
-        db.execute("BEGIN")
-        cursor = db.cursor()
-        scan = _Scan(0, job["total"], job["sizes"])
-        for rows in _sqlite_batches(cursor, 0, job["end"]):
-            scan.feed(rows)
-        db.execute("ROLLBACK")
+        if job["deep"]:  # the search columns typed as the models type them, through SQLAlchemy
+            from sqlalchemy import create_engine
+            from sqlalchemy.pool import StaticPool
+
+            engine = create_engine("sqlite://", creator=lambda: db, poolclass=StaticPool)
+            with engine.connect() as conn:
+                conn.exec_driver_sql("BEGIN")
+                for rows in _batches(conn, 0, job["end"], True):
+                    scan.feed(rows)
+        else:
+            db.execute("BEGIN")
+            for rows in _sqlite_batches(db.cursor(), 0, job["end"]):
+                scan.feed(rows)
+        if db.in_transaction:
+            db.execute("ROLLBACK")
     finally:
         db.close()
     sys.stdout.buffer.write(scan.to_json())
@@ -639,9 +650,10 @@ def _compare_columns(report: _Sink, seq: int, entry: bytes, row: Any) -> None:
         return
     (ts, event, outcome, reason, actor_id, actor_name, subject, target, file_code, purpose, record_count,
      client, session, details) = row[4:]
-    expected = (format_ts(e.ts), e.event, e.outcome, e.reason, e.actor_id, e.actor, e.subject_user_id, e.target,
+    # Aware datetimes are equal exactly when format_ts writes the same text for them (UTC, microseconds).
+    expected = (e.ts, e.event, e.outcome, e.reason, e.actor_id, e.actor, e.subject_user_id, e.target,
                 e.file, e.purpose, len(set(e.records)), e.client, e.session, e.details)
-    actual = (format_ts(ts), event, outcome, reason, actor_id, actor_name, subject, target, file_code, purpose,
+    actual = (ts, event, outcome, reason, actor_id, actor_name, subject, target, file_code, purpose,
               record_count, client, session, details)
     if expected != actual:
         names = ("ts", "event", "outcome", "reason", "actor_id", "actor_name", "subject_user_id", "target",
