@@ -13,8 +13,10 @@ reported with a plain baseline measured in the same run:
    that throw-away server runs with fsync off, which the report flags); otherwise skipped, and said so.
 7. Verifying a log of 1,000,000 entries (realistic entries appended by ``audit.append`` in
    transactions of 10,000, then a signed checkpoint): ``audit_verify.verify_database`` with
-   ``deep=False`` and ``deep=True``, against ``hashlib.sha256`` over the same entry bytes (read into
-   memory first) in the same process.
+   ``deep=False`` (three runs, the median counts) and ``deep=True`` (one run), against ``hashlib.sha256``
+   over the same entry bytes (read into memory first) in the same process. On SQLite the verifier
+   hands half of the log to a worker process; each run's CPU seconds here and in the worker and the
+   load average are printed too, since a busy machine moves the wall-clock figure (the target's).
 8. Inclusion proofs in a log of 1,000,000 entries (10,000,000 with ``--full``): p50/p99 to produce
    (``TreeReader.inclusion_proof``, with a fresh node cache per proof — cold — and with a shared
    one — warm) and to verify (``merkle.verify_inclusion``), against one ``sha256`` call and a
