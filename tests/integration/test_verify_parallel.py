@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -300,17 +302,23 @@ def test_a_retention_run_during_the_run_is_not_mistaken_for_damage(log: Instance
     assert after.ok and used and after.expired > 0
 
 
-def test_a_worker_that_fails_or_cannot_start_leaves_its_half_to_this_process(log: Instance,
-                                                                             monkeypatch: pytest.MonkeyPatch):
+def test_a_worker_that_fails_hangs_or_cannot_start_leaves_its_half_to_this_process(
+        log: Instance, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     if not sqlite(log):
         pytest.skip("the worker runs on SQLite only")
     modify(log, 300, leaf=False)
     expected, _ = run(log, monkeypatch, parallel=False)
-    for executable in ("/bin/false", "/nonexistent/python"):
+    hang = tmp_path / "hang"
+    hang.write_text("#!/bin/sh\nexec sleep 60\n")
+    hang.chmod(0o755)
+    for executable in ("/bin/false", "/nonexistent/python", str(hang)):
         with monkeypatch.context() as m:
             m.setattr(sys, "executable", executable)
+            m.setattr(audit_verify, "_WORKER_GRACE", 0.3)
+            t0 = time.monotonic()
             report, used = run(log, monkeypatch, parallel=True)
         assert not used and report.as_dict() == expected.as_dict()
+        assert time.monotonic() - t0 < 30  # the hung worker was not waited for
 
 
 def test_a_scan_survives_the_trip_between_processes():

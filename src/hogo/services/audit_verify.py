@@ -37,6 +37,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -347,6 +348,7 @@ def _merge(scans: list[_Scan], stored_nodes: dict[tuple[int, int], bytes], sizes
 # A log at least this long is split between this process and a worker process (SQLite, fast check).
 PARALLEL_MIN_ENTRIES = 100_000
 _WORKER_SHARE = 0.5  # of the entries, rounded down to whole blocks; the worker starts in tens of milliseconds
+_WORKER_GRACE = 30.0  # seconds a worker may lag this process's half (a stuck one is killed and its half redone here)
 _ROWS = "SELECT seq, entry, leaf_hash, expired_at FROM audit_events"
 
 
@@ -463,8 +465,9 @@ def _scan_all(conn: Connection, worker: _Worker | None, total: int, sizes: list[
     records (it may have looked later, after a run); otherwise this process reads that half again."""
     if worker is None:
         return [_scan_here(conn, 0, None, total, sizes, deep, progress)]
+    started = time.monotonic()
     mine = _scan_here(conn, worker.end, None, total, sizes, deep, progress)
-    theirs = worker.result()
+    theirs = worker.result(timeout=_WORKER_GRACE + 2 * (time.monotonic() - started))  # it has as much to do
     if theirs is not None and theirs.exact(worker.end) and theirs.expired:
         covered = _retention_ranges(conn)
         if not all(any(lo <= seq < hi for lo, hi in covered) for seq in theirs.expired):
@@ -573,10 +576,14 @@ class _Worker:
             pass  # it died already: result() says so
         return worker
 
-    def result(self) -> _Scan | None:
-        """The worker's scan, or None if it failed (this process then scans that half itself)."""
+    def result(self, timeout: float) -> _Scan | None:
+        """The worker's scan, or None if it failed or is not done within ``timeout`` seconds (this
+        process then scans that half itself)."""
         try:
-            out, err = self.proc.communicate()
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            out, err = b"", b"timed out"
         except OSError:
             out, err = b"", b""
         if self.proc.returncode == 0:
