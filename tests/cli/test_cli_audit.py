@@ -73,6 +73,8 @@ def test_kept_checkpoint_bundle_and_data_dir_verification(org: DataOrg, tmp_path
 
     ok = cli.json("audit", "verify", "--checkpoint", str(kept), as_=AUDITOR)
     assert ok["ok"] is True and ok["entries_checked"] >= first_size
+    fast = cli.json("audit", "verify", "--fast", as_=AUDITOR)  # hashes, indices, tree, checkpoints; no columns
+    assert fast["ok"] is True and fast["entries_checked"] >= ok["entries_checked"]
     assert cli("audit", "verify", as_=ITO).exit_code == 4  # clerks do not verify the whole log
 
     bundle = tmp_path / "bundle"
@@ -111,3 +113,5 @@ def test_kept_checkpoint_bundle_and_data_dir_verification(org: DataOrg, tmp_path
     broken = cli.json("audit", "verify", "--data-dir", str(data_dir), "--checkpoint", str(kept), expect=10)
     assert broken["ok"] is False
     assert broken["first_problem"]["kind"] == "modified" and broken["first_problem"]["seq"] == 3
+    broken_fast = cli.json("audit", "verify", "--data-dir", str(data_dir), "--fast", expect=10)
+    assert broken_fast["first_problem"]["kind"] == "modified" and broken_fast["first_problem"]["seq"] == 3

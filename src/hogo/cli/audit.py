@@ -196,6 +196,8 @@ def audit_verify(
         help="A checkpoint you kept: the log must extend it; moved forward when the log verifies.")] = None,
     key: Annotated[str | None, opt("--key", metavar="KEY|FILE",
                                    help="The verifier key you pinned (bundles: default the bundle's own).")] = None,
+    fast: Annotated[bool, opt("--fast", help="Skip comparing the search columns with each entry (entries, "
+                                             "hashes, indices, tree and checkpoints are still all checked).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Recompute the log: every entry, hash, tree node and signed checkpoint. Exit 0 when intact,
@@ -211,11 +213,11 @@ def audit_verify(
         report = {**checked.as_dict(), "latest_checkpoint": checked.latest_checkpoint}
         where = f"bundle {bundle}"
     elif data_dir is not None:
-        report = _verify_data_dir(data_dir, remembered, _key_text(key))
+        report = _verify_data_dir(data_dir, remembered, _key_text(key), deep=not fast)
         where = f"data directory {data_dir}"
     else:
         with api() as client:
-            report = client.post("/audit/verify", body={"checkpoint": remembered}, timeout=3600.0)
+            report = client.post("/audit/verify", body={"checkpoint": remembered, "fast": fast}, timeout=3600.0)
             where = client.base_url
             key_text = _key_text(key) or client.get("/audit/public-key", raw=True).decode("utf-8").strip()
         latest = report.get("latest_checkpoint")
@@ -238,7 +240,8 @@ def audit_verify(
         raise typer.Exit(EXIT_TAMPERED)
 
 
-def _verify_data_dir(data_dir: Path, remembered: str | None, key_text: str | None) -> dict[str, Any]:
+def _verify_data_dir(data_dir: Path, remembered: str | None, key_text: str | None, *,
+                     deep: bool) -> dict[str, Any]:
     from hogo.bootstrap import build
     from hogo.config import load_settings
     from hogo.crypto.keys import is_sealed
@@ -253,7 +256,7 @@ def _verify_data_dir(data_dir: Path, remembered: str | None, key_text: str | Non
         if key_text is not None and audit_access.public_key(hogo) != key_text:
             raise CliError("the instance's key is not the one you pinned (--key): this is another log, or its "
                            "key was replaced", exit_code=EXIT_TAMPERED, code="key_mismatch")
-        report = audit_access.verify(hogo, None, remembered=remembered)
+        report = audit_access.verify(hogo, None, remembered=remembered, deep=deep)
         return {**report.as_dict(), "latest_checkpoint": report.latest_checkpoint}
     finally:
         hogo.close()
