@@ -66,6 +66,14 @@ class Event(StrEnum):
     LOG_EXPORTED = "audit:log:exported"
     LOG_EXPIRED = "audit:log:expired"
     LOG_ANCHOR_FAILED = "audit:log:anchor_failed"
+    # Approvals (issue 5, SEC-19): every request, decision, escalation and outcome; corrections (ANON-8).
+    APPROVAL_REQUESTED = "approval:request:created"
+    APPROVAL_APPROVED = "approval:request:approved"
+    APPROVAL_REJECTED = "approval:request:rejected"
+    APPROVAL_ESCALATED = "approval:request:escalated"
+    APPROVAL_CANCELLED = "approval:request:cancelled"
+    APPROVAL_FAILED = "approval:request:failed"
+    RECORD_CORRECTED = "data:record:correct"
 
 
 class Outcome(StrEnum):

@@ -475,3 +475,80 @@ class AlertEvent(Base):
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True,
                                           autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+# ------------------------------------------------------------- approvals and corrections (issue 5)
+
+
+class ApprovalRequest(Base):
+    """A request that others must approve (SEC-19): of a ``kind`` (``correction``; later ``takeout``)
+    that declares the approval steps it needs. ``steps`` holds each step's current approver level
+    (role, department) and its escalations; ``payload`` is kind-specific data sealed under the file's
+    data key (a correction's new values: never plaintext here). ``fields`` names fields, never values."""
+
+    __tablename__ = "approval_requests"
+    __table_args__ = (
+        Index("ix_approval_requests_status_created", "status", "created_at"),
+        Index("ix_approval_requests_requester", "requester_id", "created_at"),
+        Index("ix_approval_requests_subject", "file_code", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12))  # pending | approved | rejected | applied | failed | cancelled
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requester_name: Mapped[str] = mapped_column(String(63))
+    subject_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # the person it is about, if a user
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("personal_data_files.id"))
+    file_code: Mapped[str | None] = mapped_column(String(63))
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    purpose: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(1000))
+    fields: Mapped[list[str]] = mapped_column(JSONText())
+    base_revision: Mapped[int | None] = mapped_column(Integer)
+    payload_binding: Mapped[str | None] = mapped_column(String(80))  # what the sealed payload is bound to
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONText())
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONText())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class ApprovalDecision(Base):
+    """One approver's decision on one step of a request (who, when, approve or reject, why, and at
+    which level: the step's own or, after an escalation, the superior's)."""
+
+    __tablename__ = "approval_decisions"
+    __table_args__ = (UniqueConstraint("request_id", "step", name="uq_approval_decisions_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("approval_requests.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(10))  # approve | reject
+    role: Mapped[str] = mapped_column(String(40))
+    department: Mapped[str | None] = mapped_column(String(32))
+    approver_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    approver_name: Mapped[str] = mapped_column(String(63))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RecordVersion(Base):
+    """A record's previous version, kept when a correction replaces it (ANON-8: before and after):
+    the blob exactly as it was (encrypted as records are), its revision, and which request replaced it."""
+
+    __tablename__ = "record_versions"
+    __table_args__ = (UniqueConstraint("file_id", "record_id", "revision", name="uq_record_versions_revision"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("personal_data_files.id"))
+    record_id: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer)
+    segment: Mapped[str | None] = mapped_column(String(100))
+    key_version: Mapped[int] = mapped_column(Integer)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    replaced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    replaced_by_id: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("approval_requests.id"))
