@@ -22,11 +22,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hogo.crypto import registry
 from hogo.crypto.keys import SealError
 from hogo.crypto.providers import KeyProvider
 
 ALG_AES_256_GCM = 1
-ALGORITHMS = {ALG_AES_256_GCM: "AES-256-GCM"}
+ALGORITHMS = {ALG_AES_256_GCM: registry.AES_256_GCM.name}  # parameters from the registry (SEC-133)
+_DEK_BYTES = registry.AES_256_GCM.key_bytes
+_INDEX_DIGEST = registry.HMAC_SHA_256.digest or "sha256"
 _HEADER = struct.Struct(">BI")  # algorithm id, key version
 _NAME = struct.Struct(">H")
 _LEN = struct.Struct(">I")
@@ -46,7 +49,7 @@ class WrappedKey:
 
 
 def new_wrapped_key(provider: KeyProvider, file_id: int, version: int, purpose: str) -> WrappedKey:
-    key = os.urandom(32)
+    key = os.urandom(_DEK_BYTES)
     return WrappedKey(version, purpose, provider.name, provider.kek_id,
                       provider.wrap(key, aad=dek_aad(file_id, version, purpose)))
 
@@ -152,7 +155,7 @@ class FileKeys:
 
     def blind_index(self, field: str, value: str) -> bytes:
         # The digest named as text: OpenSSL's HMAC in one call (with the constructor, Python's slower path).
-        return hmac.digest(self._index_key, f"{field}\x00{value}".encode(), "sha256")
+        return hmac.digest(self._index_key, f"{field}\x00{value}".encode(), _INDEX_DIGEST)
 
 
 def blob_key_version(blob: bytes) -> int:

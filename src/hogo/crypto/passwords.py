@@ -5,6 +5,10 @@ from __future__ import annotations
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from hogo.crypto import registry
+
+_HASH_BYTES = (registry.ARGON2ID.output_bits or 256) // 8
+
 
 class PasswordHasher:
     def __init__(self, *, time_cost: int, memory_cost_kib: int, parallelism: int) -> None:
@@ -12,7 +16,7 @@ class PasswordHasher:
             time_cost=time_cost,
             memory_cost=memory_cost_kib,
             parallelism=parallelism,
-            hash_len=32,
+            hash_len=_HASH_BYTES,
             salt_len=16,
             type=argon2.Type.ID,
         )

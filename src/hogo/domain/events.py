@@ -47,8 +47,10 @@ class Event(StrEnum):
     RECORD_UPDATED = "data:record:update"
     RECORD_DELETED = "data:record:delete"
     RECORDS_IMPORTED = "data:record:import"
+    RECORD_VERIFIED = "data:record:verify"  # SEC-133(2): a record's stored version checked against the signed log
     KEY_CREATED = "crypto:key:created"
     KEY_ROTATED = "crypto:key:rotated"
+    RECORDS_REENCRYPTED = "crypto:records:reencrypted"  # a batch of a rotation: the new stored versions
     INSTANCE_INITIALISED = "system:instance:initialised"
     # Log analysis and its alerts (issue 4): ANON-12, ANON-13, SEC-132, MN-6c; configuration changes SEC-84.
     ANALYSIS_RUN = "audit:analysis:run"

@@ -278,14 +278,23 @@ def rotate_key(hogo: Hogo, actor: Principal, code: str, *, ctx: RequestContext,
             details={"key_version": new_version, "algorithm": ALGORITHMS[ALG_AES_256_GCM]},
         )
         file_id = row.id
-    return {"key_version": new_version, "reencrypted": reencrypt(hogo, file_id, batch=batch)}
+    return {"key_version": new_version,
+            "reencrypted": reencrypt(hogo, file_id, batch=batch, actor=actor, ctx=ctx)}
 
 
-def reencrypt(hogo: Hogo, file_id: int, *, batch: int = 1000) -> int:
+def reencrypt(hogo: Hogo, file_id: int, *, batch: int = 1000, actor: Principal | None = None,
+              ctx: RequestContext | None = None) -> int:
+    """Re-encrypt the records not yet under the current data key. Each batch of an integrity-2 file is
+    logged with the new stored versions' hashes, in the batch's transaction: a re-encrypted record is a
+    new stored version the signed log must vouch for (SEC-133(2), services/integrity.py)."""
+    from hogo.services import integrity
+
     done = 0
     while True:
         with hogo.unit_of_work() as db:
             keys = file_keys(hogo, db, file_id)
+            code, level = db.execute(select(PersonalDataFile.code, PersonalDataFile.integrity)
+                                     .where(PersonalDataFile.id == file_id)).one()
             rows = db.scalars(
                 select(Record).where(Record.file_id == file_id, Record.key_version != keys.current_version)
                 .limit(batch)
@@ -296,3 +305,11 @@ def reencrypt(hogo: Hogo, file_id: int, *, batch: int = 1000) -> int:
                 values = keys.open_record(r.record_id, r.blob)
                 r.key_version, r.blob = keys.seal_record(r.record_id, values)
             done += len(rows)
+            if integrity.applies(level):
+                audit.record(
+                    db, now=hogo.clock.now(), event=Event.RECORDS_REENCRYPTED, outcome=Outcome.SUCCESS,
+                    ctx=ctx or RequestContext(), actor_id=actor.user_id if actor else None,
+                    actor_name=actor.username if actor else None, target=f"file:{code}", file_code=code,
+                    records=[r.record_id for r in rows],
+                    details={"key_version": keys.current_version, **integrity.version_details(
+                        code, [(r.record_id, r.revision, r.segment, r.blob) for r in rows])})

@@ -843,3 +843,119 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
 
 __all__ = ["ENCODINGS", "ImportReport", "RecordView", "RowProblem", "create_record", "csv_rows", "delete_record",
            "find_records", "import_records", "read_record", "update_record"]
+
+
+# ----------------------------------------------------------------------- corrections (ANON-8)
+# A correction is requested by someone who may read the record (prepare_correction) and applied once
+# the file's protection manager has approved it (apply_correction; services/corrections.py and
+# services/approvals.py hold the workflow). The approval takes the place of an update grant.
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedCorrection:
+    file_id: int
+    file_code: str
+    department: str
+    record_id: str
+    revision: int  # the record's revision the correction is based on
+    fields: tuple[str, ...]  # the fields it sets or clears (names only)
+    binding: str  # what the sealed values are bound to: a one-time ID that no record can have
+    sealed: bytes  # the new values, encrypted under the file's data key
+
+
+@guarded
+def prepare_correction(hogo: Hogo, principal: Principal, file_code: str, record_id: str, values: Mapping[str, Any],
+                       *, purpose: str | None, ctx: RequestContext) -> PreparedCorrection:
+    """Check a correction request: the requester may read the record and every field it names, for the
+    purpose (decided here like a read; a refusal is recorded, nothing is decrypted), and the new values
+    pass the file's field rules. The values come back sealed under the file's data key."""
+    with hogo.unit_of_work(readonly=True) as db:
+        c = _open(hogo, db, principal, file_code, purpose, Action.READ, ctx)
+        clean, problems = normalise_record(c.spec, {k: (None if v is None else str(v)) for k, v in values.items()},
+                                           partial=True)
+        if problems:
+            raise _validation_error(problems)
+        cleared = [k for k, v in values.items() if v is None or str(v).strip() == ""]
+        changed = sorted(set(clean) | set(cleared))
+        if not changed:
+            raise ValidationFailed("nothing to correct", field="values")
+        required = [f.name for f in c.spec.fields if f.required and f.name in cleared]
+        if required:
+            raise _validation_error([(name, "is required") for name in required])
+        rec = _record_for_read(db, c.row.id, record_id)
+        d = _decide(hogo, c, Action.READ, fields=changed, segment=rec.segment if rec else None, segment_applies=True)
+        if not d.allowed:
+            raise _deny(hogo, c, Event.RECORD_CORRECTED, d, records=[record_id], fields=changed)
+        if rec is None:
+            raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
+        keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
+    binding = f"approval:{secrets.token_hex(16)}"  # ':' never occurs in a record ID
+    _, sealed = keys.seal_record(binding, clean)
+    return PreparedCorrection(c.row.id, c.row.code, c.spec.department, record_id, rec.revision, tuple(changed),
+                              binding, sealed)
+
+
+def apply_correction(hogo: Hogo, approver: Principal, request_id: int, *, ctx: RequestContext) -> dict[str, Any]:
+    """Apply an approved correction request (ANON-8), by one of its approvers, in one transaction: the
+    record's current version is kept (``record_versions``, encrypted as it was), the new values are
+    merged and sealed, and the log entry names the request, requester, approver, fields and revisions,
+    never values. A record changed since the request (another revision) is not overwritten: Conflict."""
+    from hogo.store.models import ApprovalDecision, ApprovalRequest, RecordVersion
+
+    approver.require_data_scope(Permission.DATA_WRITE)
+    audit_tree.require_anchored(hogo)
+    with hogo.unit_of_work() as db:
+        req = db.scalar(select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update())
+        if req is None or req.kind != "correction" or req.file_code is None or req.record_id is None:
+            raise NotFound(f"no correction request {request_id}", code="approval_not_found")
+        if req.status != "approved":
+            raise Conflict(f"request {req.id} is {req.status}, not approved", code="approval_not_approved")
+        approved_by = list(db.scalars(select(ApprovalDecision.approver_name).where(
+            ApprovalDecision.request_id == req.id, ApprovalDecision.decision == "approve")))
+        if approver.username not in approved_by:
+            raise Forbidden("only an approver of this request may apply it", code="not_an_approver",
+                            requirement="SEC-19")
+        ref, version = _file_ref(db, req.file_code)
+        if ref.id != req.file_id or req.payload is None or req.payload_binding is None:
+            raise NotFound(f"no correction request {request_id}", code="approval_not_found")
+        spec = hogo.spec_cache.get((ref.id, version)) or load_spec(hogo, file_by_code(db, ref.code))
+        rec = db.scalar(select(Record).where(Record.file_id == ref.id, Record.record_id == req.record_id)
+                        .with_for_update())
+        if rec is None:
+            raise NotFound(f"record {req.record_id!r} no longer exists in {ref.code}", code="record_not_found")
+        if rec.revision != req.base_revision:
+            raise Conflict(f"the record changed after the correction was requested (revision {req.base_revision} "
+                           f"then, {rec.revision} now); nothing was changed: request the correction again",
+                           code="revision_conflict", details={"base_revision": req.base_revision,
+                                                              "revision": rec.revision})
+        keys = file_keys(hogo, db, ref.id, ref.data_key_version)
+        new = keys.open_record(req.payload_binding, req.payload)  # in memory only
+        merged = {k: v for k, v in keys.open_record(rec.record_id, rec.blob).items() if k not in req.fields}
+        merged.update(new)
+        now = hogo.clock.now()
+        before = rec.revision
+        db.add(RecordVersion(file_id=ref.id, record_id=rec.record_id, revision=before, segment=rec.segment,
+                             key_version=rec.key_version, blob=rec.blob, replaced_at=now,
+                             replaced_by_id=approver.user_id, request_id=req.id))
+        rec.key_version, rec.blob = keys.seal_record(rec.record_id, merged)
+        if spec.segment_field and spec.segment_field in req.fields:
+            rec.segment = merged.get(spec.segment_field)
+        rec.revision = before + 1
+        rec.updated_at, rec.updated_by_id = now, approver.user_id
+        db.execute(delete(RecordIndex).where(RecordIndex.record_pk == rec.id))
+        rows = _index_rows(keys, spec, ref.id, rec.id, merged)
+        if rows:
+            db.execute(insert(RecordIndex), rows)
+        outcome = {"revision_before": before, "revision_after": rec.revision}
+        req.status, req.applied_at, req.updated_at, req.outcome = "applied", now, now, outcome
+        req.payload = None  # the values now live in the record only
+        details: dict[str, Any] = {"request": req.id, "requester": req.requester_name, "approver": approver.username,
+                                   "approved_by": approved_by, **outcome}
+        audit.record(db, now=now, event=Event.RECORD_CORRECTED, outcome=Outcome.SUCCESS, ctx=ctx,
+                     actor_id=approver.user_id, actor_name=approver.username, target=f"file:{ref.code}",
+                     details=details, file_code=ref.code, purpose=req.purpose, records=[rec.record_id],
+                     fields=req.fields)
+    return outcome
+
+
+__all__ += ["PreparedCorrection", "apply_correction", "prepare_correction"]
