@@ -36,7 +36,7 @@ from hogo.domain.identifiers import mask
 from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable_fields
 from hogo.domain.roles import Permission
 from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from hogo.services import audit, audit_tree
+from hogo.services import audit, audit_tree, integrity
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.services.files import file_by_code, file_keys, load_spec
@@ -165,6 +165,15 @@ def _access_entry(hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *, re
                        actor_name=c.principal.username, target=f"file:{c.row.code}", reason=reason or (
                            None if decision is None or decision.allowed else decision.code), details=details,
                        file_code=c.row.code, purpose=c.purpose, records=records, fields=fields)
+
+
+def _versions(c: _Context, rows: Sequence[tuple[str, int, str | None, bytes]], *, deleted: bool = False
+              ) -> dict[str, Any] | None:
+    """For an integrity-2 file, the hashes of the stored versions a write leaves (or, ``deleted``, removes),
+    for its log entry: the signed log then vouches for each record version (SEC-133(2), services/integrity.py)."""
+    if not integrity.applies(c.row.integrity):
+        return None
+    return integrity.version_details(c.row.code, rows, deleted=deleted)
 
 
 def _record_access(db: Session, hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *,
@@ -416,7 +425,7 @@ def create_record(hogo: Hogo, principal: Principal, file_code: str, values: Mapp
         if rows:
             db.execute(insert(RecordIndex), rows)
         _record_access(db, hogo, c, Event.RECORD_CREATED, Outcome.SUCCESS, records=[rid], fields=clean.keys(),
-                       decision=d)
+                       decision=d, extra=_versions(c, [(rid, 1, segment, blob)]))
         _touch_grants(db, hogo, _grants_to_touch(hogo, d))
         readable = readable_fields(_decide(hogo, c, Action.READ, fields=None, segment=segment), c.spec.field_names)
     return _present(c, keys, rec, readable, frozenset())
@@ -469,7 +478,8 @@ def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
         if rows:
             db.execute(insert(RecordIndex), rows)
         _record_access(db, hogo, c, Event.RECORD_UPDATED, Outcome.SUCCESS, records=[record_id], fields=changed,
-                       decision=d, extra={"revision": rec.revision})
+                       decision=d, extra={"revision": rec.revision, **(_versions(c, [
+                           (record_id, rec.revision, rec.segment, rec.blob)]) or {})})
         _touch_grants(db, hogo, _grants_to_touch(hogo, d))
         readable = readable_fields(_decide(hogo, c, Action.READ, fields=None, segment=new_segment),
                                    c.spec.field_names)
@@ -488,10 +498,11 @@ def delete_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
             raise _deny(hogo, c, Event.RECORD_DELETED, d, records=[record_id], fields=())
         if rec is None:
             raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
+        removed = _versions(c, [(record_id, rec.revision, rec.segment, rec.blob)], deleted=True)
         db.execute(delete(RecordIndex).where(RecordIndex.record_pk == rec.id))
         db.delete(rec)
         _record_access(db, hogo, c, Event.RECORD_DELETED, Outcome.SUCCESS, records=[record_id], fields=(),
-                       decision=d)
+                       decision=d, extra=removed)
         _touch_grants(db, hogo, _grants_to_touch(hogo, d))
 
 
@@ -836,7 +847,8 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
     insert_many(db, _RECORD_INDEX, ("field", "digest", "record_pk"),
                 [(name, digest, pk_of[rid]) for name, digest, rid in index], constants={"file_id": c.row.id})
     _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=ids,
-                   fields=sorted({f for names in row_fields for f in names}), decision=d)
+                   fields=sorted({f for names in row_fields for f in names}), decision=d,
+                   extra=_versions(c, [(rid, 1, segment, blob) for _, rid, segment, blob in rows]))
     _touch_grants(db, hogo, _grants_to_touch(hogo, d))
     return ids, refused
 
