@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from hogo.domain.events import Event
 from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from hogo.services import accounts, approvals, corrections, files, grants, guard
+from hogo.services import accounts, approvals, corrections, files, grants, guard, integrity
 from hogo.store.models import ApprovalRequest, AuditEvent, RecordVersion
 from support import CTX, Instance, Org, active_user, make_org
 
@@ -234,3 +234,15 @@ def test_requests_are_visible_to_requester_approvers_and_auditors_only_SEC_19(or
     assert approvals.cancel(hogo, org.p("clerk.ito"), req.id, reason=None, ctx=CTX).status == "cancelled"
     assert approvals.list_requests(hogo, org.p("clerk.ito")) == []
     assert [r.status for r in approvals.list_requests(hogo, org.p("clerk.ito"), status="all")] == ["cancelled"]
+
+
+def test_a_corrected_integrity_2_record_verifies_against_the_signed_log_ANON_8_SEC_133(org: Org):
+    """The payroll file is of integrity 2: the correction's log entry carries the new stored version's hash,
+    so ``record verify`` proves the corrected record (SEC-133(2))."""
+    hogo = org.inst.hogo
+    rid = record(org)
+    req = corrections.request_correction(hogo, org.p("clerk.ito"), FILE, rid, {"name": NEW_NAME}, reason="誤記",
+                                         purpose=P1, ctx=CTX)
+    approvals.decide(hogo, org.p("pm.takahashi"), req.id, approve=True, reason=None, ctx=CTX)
+    report = integrity.verify_record(hogo, org.p("clerk.ito"), FILE, rid, purpose=P1, ctx=CTX)
+    assert report.ok and report.event == Event.RECORD_CORRECTED.value and report.logged_revision == 2

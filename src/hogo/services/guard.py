@@ -963,6 +963,8 @@ def apply_correction(hogo: Hogo, approver: Principal, request_id: int, *, ctx: R
         req.payload = None  # the values now live in the record only
         details: dict[str, Any] = {"request": req.id, "requester": req.requester_name, "approver": approver.username,
                                    "approved_by": approved_by, **outcome}
+        if integrity.applies(ref.integrity):  # SEC-133(2): the new stored version goes into the signed log
+            details.update(integrity.version_details(ref.code, [(rec.record_id, rec.revision, rec.segment, rec.blob)]))
         audit.record(db, now=now, event=Event.RECORD_CORRECTED, outcome=Outcome.SUCCESS, ctx=ctx,
                      actor_id=approver.user_id, actor_name=approver.username, target=f"file:{ref.code}",
                      details=details, file_code=ref.code, purpose=req.purpose, records=[rec.record_id],
