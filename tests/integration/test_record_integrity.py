@@ -205,3 +205,24 @@ def test_a_forged_log_entry_does_not_verify_SEC_133(org: Org):
     rep = _verify(org, rec.record_id)
     assert not rep.ok and rep.status == "unverifiable"
     assert [c.ok for c in rep.checks][:2] == [True, False]  # the forged hash matches, the leaf does not
+
+
+def test_verify_and_algorithms_over_the_api_SEC_133_SEC_134(org: Org, client):
+    """SEC-133(2) over the REST API: GET …/records/{id}/verify with the purpose header answers ok, then
+    changed once the row is altered; 403 without a grant. GET /crypto/algorithms lists the registry (SEC-134)."""
+    from urllib.parse import quote
+
+    from support import bearer
+
+    rec = guard.create_record(org.inst.hogo, org.p("clerk.ito"), FILE, ITO, purpose=P1, ctx=CTX)
+    ito = {**bearer(org.token("clerk.ito")), "X-Hogo-Purpose": quote(P1)}
+    url = f"/api/v1/files/{FILE}/records/{rec.record_id}/verify"
+    r = client.get(url, headers=ito)
+    assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["checkpoint"].startswith("hogo.log/")
+    _tamper(org, rec.record_id, revision=3)
+    assert client.get(url, headers=ito).json()["status"] == "changed"
+    tanaka = {**bearer(org.token("clerk.tanaka")), "X-Hogo-Purpose": quote(P1)}
+    assert client.get(url, headers=tanaka).status_code == 403
+    algs = client.get("/api/v1/crypto/algorithms", headers=bearer(org.token("clerk.ito"))).json()
+    assert {a["id"] for a in algs["algorithms"]} >= {"aes-256-gcm", "ed25519", "sha-256", "argon2id"}
+    assert client.get("/api/v1/crypto/algorithms").status_code == 401

@@ -20,7 +20,7 @@ from hogo.api.deps import HogoDep, PrincipalDep
 from hogo.api.routes import ERRORS, ActorCtx
 from hogo.domain.dates import to_instant
 from hogo.errors import ValidationFailed
-from hogo.services import files, grants, guard
+from hogo.services import files, grants, guard, integrity
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -259,6 +259,26 @@ def delete_record(code: str, record_id: str, hogo: HogoDep, principal: Principal
                   x_purpose: PurposeHeader = None, purpose: PurposeQuery = None) -> Response:
     guard.delete_record(hogo, principal, code, record_id, purpose=_purpose(x_purpose, purpose), ctx=ctx)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/files/{code}/records/{record_id}/verify", tags=["records"])
+def verify_record(code: str, record_id: str, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx,
+                  x_purpose: PurposeHeader = None, purpose: PurposeQuery = None) -> dict[str, Any]:
+    """SEC-133(2): has the record changed since it was written? Its stored version's hash against the one
+    logged, the log entry's inclusion proof against the latest signed checkpoint, and that checkpoint's
+    signature (Ed25519, the key at ``/audit/public-key``). Needs a read grant; recorded like any access.
+    ``ok`` false with ``status`` changed, not_logged or unverifiable; not_integrity_2 for other files."""
+    return integrity.verify_record(hogo, principal, code, record_id, purpose=_purpose(x_purpose, purpose),
+                                   ctx=ctx).as_dict()
+
+
+@router.get("/crypto/algorithms", tags=["crypto"])
+def crypto_algorithms(hogo: HogoDep, principal: PrincipalDep) -> dict[str, Any]:
+    """SEC-133, SEC-134(2): every algorithm hogo uses, with key length and CRYPTREC status, and when the
+    registry was last reviewed against the CRYPTREC list (due again a year later)."""
+    from hogo.crypto import registry
+
+    return registry.registry_view(hogo.clock.now().date())
 
 
 @router.post("/files/{code}/records/search", response_model=list[RecordOut], tags=["records"])

@@ -34,6 +34,7 @@ from rich.text import Text
 
 from hogo.cli.client import (
     EXIT_ERROR,
+    EXIT_TAMPERED,
     EXIT_VALIDATION,
     ApiClient,
     CliError,
@@ -636,6 +637,68 @@ def record_delete(file: FileArg, record_id: RecordArg, purpose: PurposeOpt, json
                       options=PURPOSE_OPTIONS)
     out.emit({"deleted": record_id, "file": file},
              lambda c: out.say(f"Deleted record {record_id} from {file}.", style="green"))
+
+
+@command(record_app, "verify")
+def record_verify(
+    file: FileArg,
+    record_id: RecordArg,
+    purpose: PurposeOpt,
+    key: Annotated[str | None, typer.Option(
+        "--key", metavar="KEY|FILE",
+        help="The log's public key you pinned (hogo audit public-key --out log.pub); default: the server's.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Prove that a record of an integrity-2 file has not changed since it was written (SEC-133(2)).
+
+    The server compares the SHA-256 of the record's stored version with the one in the log entry that
+    wrote it, and proves that entry is in the latest signed checkpoint; this command then checks the
+    checkpoint's Ed25519 signature and the inclusion proof again here, with --key (SEC-134(1)). Exit
+    0: unchanged (or the file is not integrity 2: nothing to verify, said so); 10: changed or not
+    provable. Needs a 'read' grant for PURPOSE; the verification is recorded (MN-3b)."""
+    from hogo.cli.audit import _key_text, _parse_key
+    from hogo.crypto import checkpoint as notes
+    from hogo.domain import merkle
+
+    out = Output(json_out)
+    with api() as client:
+        rep = client.get(path("/files/{}/records/{}/verify", file, record_id), headers=purpose_header(purpose),
+                         options=PURPOSE_OPTIONS)
+    here: str | None = None  # what this command checked itself
+    if rep.get("checkpoint") and rep.get("seq") is not None and rep.get("leaf_hash"):
+        name, public = _parse_key(_key_text(key) or str(rep.get("public_key") or ""))
+        try:
+            cp = notes.verify_note(rep["checkpoint"], name, public, origin=name)
+            proven = merkle.verify_inclusion(int(rep["seq"]), cp.size, bytes.fromhex(rep["leaf_hash"]),
+                                             [bytes.fromhex(h) for h in rep.get("proof") or ()], cp.root)
+            here = "ok" if proven else "the inclusion proof does not lead to the signed root"
+        except notes.CheckpointError as exc:
+            here = f"the checkpoint is not signed by this key: {exc}"
+        if here != "ok" and rep.get("status") == "ok":
+            rep["status"], rep["ok"] = "unverifiable", False
+    rep["client_check"] = here
+    rep["key_pinned"] = key is not None
+    status = str(rep.get("status"))
+
+    def human(c: Console) -> None:
+        style = {"ok": "green", "not_integrity_2": "yellow"}.get(status, "bold red")
+        c.print(Text(f"{file} {record_id}: {status.upper().replace('_', ' ')} — {rep.get('message')}", style=style))
+        if status == "not_integrity_2":
+            return
+        rows: list[tuple[str, Any]] = [(ch["check"], ("ok  " if ch["ok"] else "FAIL ") + ch["detail"])
+                                       for ch in rep.get("checks") or ()]
+        rows += [("Log entry", fmt(rep.get("seq"))), ("Event", fmt(rep.get("event"))),
+                 ("Checkpoint size", fmt(rep.get("checkpoint_size"))),
+                 ("Revision (logged / stored)",
+                  f"{fmt(rep.get('logged_revision'))} / {fmt(rep.get('stored_revision'))}"),
+                 ("SHA-256 logged", fmt(rep.get("logged_sha256"))), ("SHA-256 stored", fmt(rep.get("stored_sha256"))),
+                 ("Checked here", fmt(here)),
+                 ("Key", "pinned (--key)" if key else "from the server (pin it with --key)")]
+        c.print(kv_table(rows))
+
+    out.emit(rep, human)
+    if status not in ("ok", "not_integrity_2"):
+        raise typer.Exit(EXIT_TAMPERED)
 
 
 # ------------------------------------------------------------------------------------- import

@@ -46,6 +46,7 @@ from hogo.cli.client import (
     usage_error,
 )
 from hogo.cli.command import URL_KEY, JsonOpt, api, command, command_group, opt, root_url
+from hogo.cli.crypto import crypto_app
 from hogo.cli.data import file_app, grant_app, key_app, record_app
 from hogo.cli.output import (
     DASH,
@@ -89,6 +90,7 @@ app.add_typer(file_app)
 app.add_typer(key_app)
 app.add_typer(grant_app)
 app.add_typer(record_app)
+app.add_typer(crypto_app)
 
 
 def arg(metavar: str, help: str) -> Any:
