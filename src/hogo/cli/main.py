@@ -28,6 +28,7 @@ from rich.console import Console
 
 from hogo import __version__
 from hogo.cli.alerts import alerts_app
+from hogo.cli.approvals import approval_app
 from hogo.cli.audit import audit_app
 from hogo.cli.client import (
     EXIT_CODES,
@@ -86,6 +87,7 @@ app.add_typer(user_app)
 app.add_typer(dept_app)
 app.add_typer(audit_app)
 app.add_typer(alerts_app)
+app.add_typer(approval_app)
 app.add_typer(file_app)
 app.add_typer(key_app)
 app.add_typer(grant_app)
