@@ -226,3 +226,22 @@ def test_verify_and_algorithms_over_the_api_SEC_133_SEC_134(org: Org, client):
     algs = client.get("/api/v1/crypto/algorithms", headers=bearer(org.token("clerk.ito"))).json()
     assert {a["id"] for a in algs["algorithms"]} >= {"aes-256-gcm", "ed25519", "sha-256", "argon2id"}
     assert client.get("/api/v1/crypto/algorithms").status_code == 401
+
+
+def test_a_file_raised_to_integrity_2_commits_its_records_as_they_are_SEC_133(org: Org):
+    """SEC-133(2): when a file's classification is raised to integrity 2, the versions its records have
+    then are logged in the same transaction, so they verify from that point on (not before)."""
+    hogo, pm = org.inst.hogo, org.p("pm.takahashi")
+    spec = {**payroll_spec(), "code": "staff-contacts",
+            "classification": {"confidentiality": 3, "integrity": 1, "availability": 1}}
+    files.create_file(hogo, pm, spec, ctx=CTX)
+    grants.create_grant(hogo, pm, "staff-contacts", user="clerk.ito", actions=["read", "create"], purposes=[P1],
+                        ctx=CTX)
+    rec = guard.create_record(hogo, org.p("clerk.ito"), "staff-contacts", ITO, purpose=P1, ctx=CTX)
+    assert _verify(org, rec.record_id, file="staff-contacts").status == "not_integrity_2"
+    files.update_file(hogo, pm, "staff-contacts",
+                      {**spec, "classification": {"confidentiality": 3, "integrity": 2, "availability": 1}}, ctx=CTX)
+    rep = _verify(org, rec.record_id, file="staff-contacts")
+    assert rep.ok and rep.event == Event.RECORDS_COMMITTED.value
+    _tamper(org, rec.record_id, revision=4)
+    assert _verify(org, rec.record_id, file="staff-contacts").status == "changed"

@@ -51,6 +51,7 @@ class Event(StrEnum):
     KEY_CREATED = "crypto:key:created"
     KEY_ROTATED = "crypto:key:rotated"
     RECORDS_REENCRYPTED = "crypto:records:reencrypted"  # a batch of a rotation: the new stored versions
+    RECORDS_COMMITTED = "crypto:records:committed"  # a file raised to integrity 2: its records' versions as they are
     INSTANCE_INITIALISED = "system:instance:initialised"
     # Log analysis and its alerts (issue 4): ANON-12, ANON-13, SEC-132, MN-6c; configuration changes SEC-84.
     ANALYSIS_RUN = "audit:analysis:run"

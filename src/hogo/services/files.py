@@ -168,6 +168,7 @@ def update_file(hogo: Hogo, actor: Principal, code: str, raw_spec: dict[str, Any
             raise spec_problems_error(SpecError(problems))
         now = hogo.clock.now()
         stored = _stored_spec(spec)
+        raised_to_integrity_2 = row.integrity < 2 <= spec.classification.integrity
         row.version += 1
         row.name = spec.name
         row.spec = stored
@@ -188,8 +189,27 @@ def update_file(hogo: Hogo, actor: Principal, code: str, raw_spec: dict[str, Any
             db, now=now, event=Event.FILE_UPDATED, outcome=Outcome.SUCCESS, ctx=ctx, actor_id=actor.user_id,
             actor_name=actor.username, target=f"file:{row.code}", details={"version": row.version},
         )
+        if raised_to_integrity_2:
+            _commit_versions(hogo, db, actor, row, ctx)
         db.flush()
         return _view(db, row)
+
+
+def _commit_versions(hogo: Hogo, db: Session, actor: Principal, row: PersonalDataFile, ctx: RequestContext,
+                     batch: int = 1000) -> None:
+    """A file raised to integrity 2: the versions its records have now go into the log, in the same
+    transaction as the change (SEC-133(2)), so ``record verify`` can vouch for them from here on."""
+    from hogo.services import integrity
+
+    q = (select(Record.record_id, Record.revision, Record.segment, Record.blob).where(Record.file_id == row.id)
+         .order_by(Record.id).execution_options(yield_per=batch))
+    for part in db.execute(q).partitions():
+        audit.record(
+            db, now=hogo.clock.now(), event=Event.RECORDS_COMMITTED, outcome=Outcome.SUCCESS, ctx=ctx,
+            actor_id=actor.user_id, actor_name=actor.username, target=f"file:{row.code}", file_code=row.code,
+            records=[r[0] for r in part],
+            details={"reason": "integrity_raised",
+                     **integrity.version_details(row.code, [(i, v, s, b) for i, v, s, b in part])})
 
 
 def _may_see(db: Session, actor: Principal, row: PersonalDataFile) -> bool:
