@@ -589,10 +589,12 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     # These modules import this one: late imports.
     from hogo.web.alert_routes import router as alert_router
+    from hogo.web.approval_routes import router as approval_router
     from hogo.web.audit_routes import router as audit_router
     from hogo.web.data_routes import router as data_router
 
     app.include_router(data_router)
     app.include_router(audit_router)
     app.include_router(alert_router)
+    app.include_router(approval_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
