@@ -40,6 +40,8 @@ def test_record_correct_then_the_protection_manager_approves_ANON_8_SEC_19(org: 
     human = cli("approval", "show", rid, as_=PM)
     assert human.exit_code == 0 and "承認待ち" in human.stdout and "protection_manager@KYUYO" in human.stdout
     assert NEW_NAME not in human.stdout  # the request shows fields, never the values
+    changes = cli("approval", "changes", rid, as_=PM)  # the values, to judge it (a recorded read)
+    assert changes.exit_code == 0 and "伊藤 翔" in changes.stdout and NEW_NAME in changes.stdout
     done = cli.json("approval", "approve", rid, "--reason", "確認済み", as_=PM)
     assert done["status"] == "applied" and done["outcome"] == {"revision_before": 1, "revision_after": 2}
     rec = cli.json("record", "get", FILE, "E1", "--purpose", P1, as_=ITO)

@@ -72,7 +72,8 @@ def test_correction_approved_by_the_protection_manager_is_applied_with_before_an
         assert "伊藤".encode() not in old.blob
         keys = files.file_keys(hogo, db, old.file_id)
         assert keys.open_record(rid, old.blob)["name"] == "伊藤 翔"
-        assert db.get(ApprovalRequest, req.id).payload is None  # type: ignore[union-attr]
+        kept = db.get(ApprovalRequest, req.id)  # the requested values stay sealed: what the correction set
+        assert kept is not None and kept.payload is not None and NEW_NAME.encode() not in kept.payload
     (corrected,) = entries(org, Event.RECORD_CORRECTED.value)
     logged = corrected.logged
     assert logged is not None and logged.records == (rid,) and logged.fields == ("name", "name_kana")
@@ -246,3 +247,27 @@ def test_a_corrected_integrity_2_record_verifies_against_the_signed_log_ANON_8_S
     approvals.decide(hogo, org.p("pm.takahashi"), req.id, approve=True, reason=None, ctx=CTX)
     report = integrity.verify_record(hogo, org.p("clerk.ito"), FILE, rid, purpose=P1, ctx=CTX)
     assert report.ok and report.event == Event.RECORD_CORRECTED.value and report.logged_revision == 2
+
+
+def test_requester_and_approver_see_before_and_after_others_do_not_ANON_8(org: Org):
+    """The protection manager judges a correction by its values: before and after, for the corrected fields
+    only, My Numbers masked; the read is logged. The auditor and other clerks see fields, not values."""
+    hogo = org.inst.hogo
+    rid = record(org)
+    req = corrections.request_correction(hogo, org.p("clerk.ito"), FILE, rid,
+                                         {"name": NEW_NAME, "my_number": "987654321018"}, reason="誤記",
+                                         purpose=P1, ctx=CTX)
+    pending = guard.correction_changes(hogo, org.p("pm.takahashi"), req.id, ctx=CTX)
+    assert pending.before == {"name": "伊藤 翔", "my_number": "********9018"}
+    assert pending.after == {"name": NEW_NAME, "my_number": "********1018"}
+    assert pending.revision_before == 1 and pending.revision_after is None and pending.masked == ("my_number",)
+    for who in ("auditor.watanabe", "clerk.tanaka"):
+        with pytest.raises(Forbidden):
+            guard.correction_changes(hogo, org.p(who), req.id, ctx=CTX)
+    approvals.decide(hogo, org.p("pm.takahashi"), req.id, approve=True, reason=None, ctx=CTX)
+    guard.update_record(hogo, org.p("clerk.ito"), FILE, rid, {"name": "別人"}, purpose=P1, ctx=CTX)
+    applied = guard.correction_changes(hogo, org.p("clerk.ito"), req.id, ctx=CTX)
+    assert applied.before["name"] == "伊藤 翔" and applied.after is not None and applied.after["name"] == NEW_NAME
+    assert (applied.revision_before, applied.revision_after) == (1, 2)
+    reads = [e for e in entries(org, Event.RECORD_READ.value) if (e.details or {}).get("correction") == req.id]
+    assert [e.actor_name for e in reads] == ["pm.takahashi", "clerk.ito"]

@@ -41,6 +41,10 @@ def test_correction_over_the_api_approved_by_the_protection_manager_ANON_8_SEC_1
     inbox = client.get("/api/v1/approvals", headers=pm).json()["requests"]
     assert [(x["id"], x["can_decide"]) for x in inbox] == [(rid, True)]
     assert client.post(f"/api/v1/approvals/{rid}/reject", headers=pm, json={}).status_code == 422  # reason required
+    ch = client.get(f"/api/v1/approvals/{rid}/changes", headers=pm).json()
+    assert ch["before"] == {"name": "伊藤 翔"} and ch["after"] == {"name": NEW_NAME}
+    assert client.get(f"/api/v1/approvals/{rid}/changes", headers=bearer(org.token("auditor.watanabe"))
+                      ).status_code == 403
     r = client.post(f"/api/v1/approvals/{rid}/approve", headers=pm, json={"reason": "確認した"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "applied" and r.json()["steps"][0]["decision"]["approver"] == "pm.takahashi"

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hogo.api.data_routes import PurposeHeader, PurposeQuery, _purpose
 from hogo.api.deps import HogoDep, PrincipalDep
 from hogo.api.routes import ERRORS, ActorCtx
-from hogo.services import approvals, corrections
+from hogo.services import approvals, corrections, guard
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -73,6 +73,18 @@ class RequestOut(Out):
     decided_at: dt.datetime | None
     applied_at: dt.datetime | None
     can_decide: bool
+
+
+class ChangesOut(Out):
+    request_id: int
+    file: str
+    record_id: str
+    fields: list[str]
+    revision_before: int | None
+    before: dict[str, str]
+    revision_after: int | None
+    after: dict[str, str] | None
+    masked: list[str]
 
 
 class RequestListOut(Out):
@@ -141,6 +153,16 @@ def list_requests(
 @router.get("/approvals/{request_id}", response_model=RequestOut, tags=["approvals"])
 def get_request(request_id: int, hogo: HogoDep, principal: PrincipalDep) -> RequestOut:
     return request_out(approvals.get_request(hogo, principal, request_id))
+
+
+@router.get("/approvals/{request_id}/changes", response_model=ChangesOut, tags=["approvals"])
+def correction_changes(request_id: int, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> ChangesOut:
+    """A correction's fields before and after, for its requester and approvers (the read is recorded;
+    identification codes masked)."""
+    c = guard.correction_changes(hogo, principal, request_id, ctx=ctx)
+    return ChangesOut(request_id=c.request_id, file=c.file, record_id=c.record_id, fields=list(c.fields),
+                      revision_before=c.revision_before, before=c.before, revision_after=c.revision_after,
+                      after=c.after, masked=list(c.masked))
 
 
 @router.post("/approvals/{request_id}/approve", response_model=RequestOut, tags=["approvals"])

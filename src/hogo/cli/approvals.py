@@ -143,6 +143,29 @@ def approval_show(request_id: IdArg, json_out: JsonOpt = False) -> None:
     _show(out, r)
 
 
+@command(approval_app, "changes")
+def approval_changes(request_id: IdArg, json_out: JsonOpt = False) -> None:
+    """What a correction changes: each field before and after (for its requester and approvers; the read
+    is recorded, My Numbers stay masked)."""
+    out = Output(json_out)
+    with api() as client:
+        c = client.get(path("/approvals/{}/changes", str(request_id)))
+
+    def human(con: Console) -> None:
+        after = c.get("after")
+        con.print(table(
+            ["Field (項目)", f"Before (訂正前, rev {c.get('revision_before') or DASH})",
+             f"After (訂正後{', rev ' + str(c['revision_after']) if c.get('revision_after') else ''})"],
+            [[n, c["before"].get(n, DASH), DASH if after is None else (after.get(n) or "(cleared)")]
+             for n in c.get("fields") or []],
+            title=f"Correction #{c['request_id']}: {c['file']} / {c['record_id']}",
+        ))
+        if after is None:
+            out.say("The requested values are no longer kept (the request was refused or withdrawn).")
+
+    out.emit(c, human)
+
+
 @command(approval_app, "approve")
 def approval_approve(
     request_id: IdArg,

@@ -238,6 +238,16 @@ def _may_see(r: ApprovalRequest, decided: dict[int, ApprovalDecision], p: Princi
                or holds(p, Level(s["required_role"], s.get("required_department"))) for s in r.steps)
 
 
+def involved(db: Session, r: ApprovalRequest, p: Principal) -> bool:
+    """The requester, an approver who decided it, or a holder of one of its steps' levels (not the audit
+    roles merely by their role): who may see what a request carries, e.g. a correction's values."""
+    decided = _decisions(db, r.id)
+    if p.user_id == r.requester_id or any(d.approver_id == p.user_id for d in decided.values()):
+        return True
+    return any(holds(p, Level(s["role"], s.get("department")))
+               or holds(p, Level(s["required_role"], s.get("required_department"))) for s in r.steps)
+
+
 # ------------------------------------------------------------------------------- creating
 
 
@@ -476,4 +486,4 @@ def cancel(hogo: Hogo, principal: Principal, request_id: int, *, reason: str | N
 
 
 __all__ = ["KINDS", "STATUSES", "Kind", "Level", "RequestView", "apply", "cancel", "create", "decide",
-           "get_request", "holders", "holds", "list_requests", "register_kind", "superior"]
+           "get_request", "holders", "holds", "involved", "list_requests", "register_kind", "superior"]

@@ -960,7 +960,6 @@ def apply_correction(hogo: Hogo, approver: Principal, request_id: int, *, ctx: R
             db.execute(insert(RecordIndex), rows)
         outcome = {"revision_before": before, "revision_after": rec.revision}
         req.status, req.applied_at, req.updated_at, req.outcome = "applied", now, now, outcome
-        req.payload = None  # the values now live in the record only
         details: dict[str, Any] = {"request": req.id, "requester": req.requester_name, "approver": approver.username,
                                    "approved_by": approved_by, **outcome}
         if integrity.applies(ref.integrity):  # SEC-133(2): the new stored version goes into the signed log
@@ -972,4 +971,70 @@ def apply_correction(hogo: Hogo, approver: Principal, request_id: int, *, ctx: R
     return outcome
 
 
-__all__ += ["PreparedCorrection", "apply_correction", "prepare_correction"]
+
+@dataclasses.dataclass(frozen=True)
+class CorrectionChanges:
+    request_id: int
+    file: str
+    record_id: str
+    fields: tuple[str, ...]
+    revision_before: int | None
+    before: dict[str, str]  # the corrected fields as they were (identification codes masked)
+    revision_after: int | None
+    after: dict[str, str] | None  # as requested or applied; None once a refused request dropped them
+    masked: tuple[str, ...]
+
+
+def correction_changes(hogo: Hogo, principal: Principal, request_id: int, *, ctx: RequestContext
+                       ) -> CorrectionChanges:
+    """What a correction changes, for its requester and its approvers (the approver needs the values to
+    judge it, ANON-8): the corrected fields before (the record now, or the version the correction
+    replaced) and after (the requested values, or the version it made). The read is recorded before
+    anything is decrypted; identification codes stay masked; the audit roles see fields, not values."""
+    from hogo.services import approvals
+    from hogo.store.models import ApprovalRequest, RecordVersion
+
+    principal.require_data_scope(Permission.DATA_READ)
+    audit_tree.require_anchored(hogo)
+    with hogo.unit_of_work(readonly=True) as db:
+        req = db.scalar(select(ApprovalRequest).where(ApprovalRequest.id == request_id))
+        if req is None or req.kind != "correction" or req.file_code is None or req.record_id is None:
+            raise NotFound(f"no correction request {request_id}", code="approval_not_found")
+        if not approvals.involved(db, req, principal):
+            raise Forbidden("only the requester and the approvers of a correction see its values",
+                            code="not_involved", requirement="ANON-8")
+        ref, version = _file_ref(db, req.file_code)
+        spec = hogo.spec_cache.get((ref.id, version)) or load_spec(hogo, file_by_code(db, ref.code))
+        after_rev = (req.outcome or {}).get("revision_after")
+        old = db.scalar(select(RecordVersion).where(RecordVersion.request_id == req.id))
+        rec = _record_for_read(db, ref.id, req.record_id)
+        before_rev: int | None = None
+        before_blob: bytes | None = None
+        if old is not None:  # applied: the version the correction replaced
+            before_rev, before_blob = old.revision, old.blob
+        elif rec is not None:
+            before_rev, before_blob = rec.revision, rec.blob
+        # After: the values requested (and, once applied, written); kept sealed until a refusal drops them.
+        after_blob, binding = req.payload, req.payload_binding
+        keys = file_keys(hogo, db, ref.id, ref.data_key_version)
+    with hogo.unit_of_work() as db:
+        audit.record(db, now=hogo.clock.now(), event=Event.RECORD_READ, outcome=Outcome.SUCCESS, ctx=ctx,
+                     actor_id=principal.user_id, actor_name=principal.username, target=f"file:{ref.code}",
+                     details={"correction": req.id}, file_code=ref.code, purpose=req.purpose,
+                     records=[req.record_id], fields=req.fields)
+    # On record: only now is anything decrypted.
+    wanted = list(req.fields)
+    masked = tuple(n for n in wanted if n in spec.field_names and spec.field(n).is_identification_code)
+
+    def shown(values: dict[str, str]) -> dict[str, str]:
+        return {n: mask(v) if n in masked else v for n, v in values.items()}
+
+    before = shown(keys.open_record(req.record_id, before_blob, fields=wanted)) if before_blob is not None else {}
+    after = None
+    if after_blob is not None and binding is not None:
+        after = shown(keys.open_record(binding, after_blob, fields=wanted))
+    return CorrectionChanges(req.id, ref.code, req.record_id, tuple(wanted), before_rev, before, after_rev, after,
+                             masked)
+
+
+__all__ += ["CorrectionChanges", "PreparedCorrection", "apply_correction", "correction_changes", "prepare_correction"]
