@@ -61,11 +61,10 @@ def test_every_write_logs_the_stored_versions_hash_never_the_plaintext_SEC_133(o
     guard.delete_record(hogo, ito, FILE, rec.record_id, purpose=P1, ctx=CTX)
     created, updated, deleted = (_entries(org, e.value)[-1] for e in
                                  (Event.RECORD_CREATED, Event.RECORD_UPDATED, Event.RECORD_DELETED))
-    logged = decode(updated.entry)[1].details["versions"][rec.record_id]  # from the signed bytes
-    assert logged == {"revision": 2, "sha256": expected}
-    assert decode(created.entry)[1].details["versions"][rec.record_id]["revision"] == 1
-    assert decode(deleted.entry)[1].details["versions"][rec.record_id] == {"revision": 2, "sha256": expected,
-                                                                            "deleted": True}
+    logged = decode(updated.entry)[1]  # from the signed bytes: one item per record of the entry, in order
+    assert logged.records == (rec.record_id,) and logged.details["versions"] == {"revision": [2], "sha256": [expected]}
+    assert decode(created.entry)[1].details["versions"]["revision"] == [1]
+    assert decode(deleted.entry)[1].details["versions"] == {"revision": [2], "sha256": [expected], "deleted": True}
     for e in (created, updated, deleted):
         body = e.entry.decode("utf-8")
         assert MN not in body and "伊藤" not in body and "1990-04-01" not in body
@@ -193,7 +192,8 @@ def test_a_forged_log_entry_does_not_verify_SEC_133(org: Org):
         row = db.scalar(select(Record).where(Record.record_id == rec.record_id))
         forged_hash = integrity.version_hash(FILE, rec.record_id, 5, row.segment, row.blob)
     entry = bytes(_entries(org, Event.RECORD_CREATED.value)[-1].entry)
-    forged = entry.replace(first.logged_sha256.encode(), forged_hash.encode()).replace(b'"revision":1', b'"revision":5')
+    forged = (entry.replace(first.logged_sha256.encode(), forged_hash.encode())
+              .replace(b'"revision":[1]', b'"revision":[5]'))
     with hogo.engine.begin() as conn:  # someone who controls the database: the append-only triggers off
         if conn.dialect.name == "postgresql":
             conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
