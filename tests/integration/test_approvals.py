@@ -5,6 +5,8 @@ decision and escalation is logged, never the values)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy import select
 
@@ -271,3 +273,22 @@ def test_requester_and_approver_see_before_and_after_others_do_not_ANON_8(org: O
     assert (applied.revision_before, applied.revision_after) == (1, 2)
     reads = [e for e in entries(org, Event.RECORD_READ.value) if (e.details or {}).get("correction") == req.id]
     assert [e.actor_name for e in reads] == ["pm.takahashi", "clerk.ito"]
+
+
+def test_an_approval_whose_application_is_refused_for_a_passing_reason_stays_approved_and_is_retried_ANON_8(
+        org: Org):
+    """An approver's API token without the data-write scope cannot apply the correction: the request stays
+    approved (not failed) and the approver applies it later from a session (SEC-19: only an approver)."""
+    hogo = org.inst.hogo
+    rid = record(org)
+    req = corrections.request_correction(hogo, org.p("clerk.ito"), FILE, rid, {"name": NEW_NAME}, reason="誤記",
+                                         purpose=P1, ctx=CTX)
+    scoped = dataclasses.replace(org.p("pm.takahashi"), scopes=frozenset({"self:account:read", "self:account:write"}))
+    with pytest.raises(Forbidden):
+        approvals.decide(hogo, scoped, req.id, approve=True, reason=None, ctx=CTX)
+    assert approvals.get_request(hogo, org.p("clerk.ito"), req.id).status == "approved"
+    with pytest.raises(Forbidden):  # the requester is no approver
+        guard.apply_correction(hogo, org.p("clerk.ito"), req.id, ctx=CTX)
+    assert approvals.retry(hogo, org.p("pm.takahashi"), req.id, ctx=CTX).status == "applied"
+    with pytest.raises(Conflict):
+        approvals.retry(hogo, org.p("pm.takahashi"), req.id, ctx=CTX)

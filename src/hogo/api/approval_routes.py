@@ -179,6 +179,12 @@ def reject(request_id: int, body: RejectIn, hogo: HogoDep, principal: PrincipalD
     return request_out(approvals.decide(hogo, principal, request_id, approve=False, reason=body.reason, ctx=ctx))
 
 
+@router.post("/approvals/{request_id}/apply", response_model=RequestOut, tags=["approvals"])
+def apply(request_id: int, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> RequestOut:
+    """Apply an approved request again after a passing refusal (its approvers only)."""
+    return request_out(approvals.retry(hogo, principal, request_id, ctx=ctx))
+
+
 @router.post("/approvals/{request_id}/cancel", response_model=RequestOut, tags=["approvals"])
 def cancel(request_id: int, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx,
            body: DecideIn | None = None) -> RequestOut:

@@ -194,6 +194,16 @@ def approval_reject(
     _show(out, r, f"Rejected request #{r['id']}.")
 
 
+@command(approval_app, "apply")
+def approval_apply(request_id: IdArg, json_out: JsonOpt = False) -> None:
+    """Apply an approved request again, after its application was refused for a passing reason (e.g. the
+    log could not be anchored); its approvers only."""
+    out = Output(json_out)
+    with api() as client:
+        r = client.post(path("/approvals/{}/apply", str(request_id)))
+    _show(out, r, f"Request #{r['id']}: now {_status(str(r['status']))}.")
+
+
 @command(approval_app, "cancel")
 def approval_cancel(
     request_id: IdArg,

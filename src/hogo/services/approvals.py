@@ -447,8 +447,11 @@ def _refusal(db: Session, hogo: Hogo, p: Principal, r: ApprovalRequest, decided:
 
 
 def apply(hogo: Hogo, principal: Principal, request_id: int, *, ctx: RequestContext, kind: str | None = None) -> None:
-    """Run the kind's ``apply`` for an approved request; a refusal (e.g. the record changed since the
-    request) marks it ``failed`` with the reason, logged, and is raised."""
+    """Run the kind's ``apply`` for an approved request (``decide`` does so after the last approval; an
+    approver may run it again with ``retry``). When the subject no longer allows it (Conflict: e.g. the
+    record changed since the request; NotFound: it is gone) the request is marked ``failed`` with the
+    reason, logged, and the error raised. Any other refusal (the log not anchored, a token without the
+    data scope) leaves the request ``approved``, to be applied later."""
     if kind is None:
         with hogo.unit_of_work(readonly=True) as db:
             kind = _request(db, request_id).kind
@@ -457,7 +460,7 @@ def apply(hogo: Hogo, principal: Principal, request_id: int, *, ctx: RequestCont
         return
     try:
         k.apply(hogo, principal, request_id, ctx)
-    except HogoError as exc:
+    except (Conflict, NotFound) as exc:
         with hogo.unit_of_work() as db:
             r = _request(db, request_id, lock=True)
             if r.status == "approved":
@@ -465,6 +468,21 @@ def apply(hogo: Hogo, principal: Principal, request_id: int, *, ctx: RequestCont
                 r.outcome = {"error": exc.code, "message": exc.message}
                 _log(db, hogo, principal, r, Event.APPROVAL_FAILED, ctx, outcome=Outcome.FAILURE, reason=exc.code)
         raise
+
+
+def retry(hogo: Hogo, principal: Principal, request_id: int, *, ctx: RequestContext) -> RequestView:
+    """Apply an approved request whose application was refused for a passing reason (by an approver)."""
+    principal.require(Permission.SELF_WRITE)
+    with hogo.unit_of_work(readonly=True) as db:
+        r = _request(db, request_id)
+        if not _may_see(r, _decisions(db, r.id), principal):
+            raise NotFound(f"no approval request {request_id}", code="approval_not_found")
+        if r.status != "approved":
+            raise Conflict(f"request {r.id} is {r.status}, not approved", code="approval_not_approved",
+                           details={"status": r.status})
+        kind = r.kind
+    apply(hogo, principal, request_id, ctx=ctx, kind=kind)
+    return get_request(hogo, principal, request_id)
 
 
 def cancel(hogo: Hogo, principal: Principal, request_id: int, *, reason: str | None,
@@ -486,4 +504,4 @@ def cancel(hogo: Hogo, principal: Principal, request_id: int, *, reason: str | N
 
 
 __all__ = ["KINDS", "STATUSES", "Kind", "Level", "RequestView", "apply", "cancel", "create", "decide",
-           "get_request", "holders", "holds", "involved", "list_requests", "register_kind", "superior"]
+           "get_request", "holders", "holds", "involved", "list_requests", "register_kind", "retry", "superior"]
