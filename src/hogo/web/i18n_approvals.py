@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from hogo.domain.events import Event
 from hogo.web.i18n import MESSAGES
 
 APPROVAL_MESSAGES: dict[str, tuple[str, str]] = {
@@ -64,6 +65,17 @@ APPROVAL_MESSAGES: dict[str, tuple[str, str]] = {
         "current record (ANON-8).",
     ),
 }
+
+# The approval events in words (the audit pages name events by these).
+APPROVAL_MESSAGES.update({"event." + e.value: pair for e, pair in {
+    Event.APPROVAL_REQUESTED: ("承認の申請", "Approval requested"),
+    Event.APPROVAL_APPROVED: ("申請の承認", "Request approved"),
+    Event.APPROVAL_REJECTED: ("申請の却下", "Request rejected"),
+    Event.APPROVAL_ESCALATED: ("上位者への回付", "Request escalated"),
+    Event.APPROVAL_CANCELLED: ("申請の取消し", "Request cancelled"),
+    Event.APPROVAL_FAILED: ("申請の反映失敗", "Request failed"),
+    Event.RECORD_CORRECTED: ("記録の訂正", "Record corrected"),
+}.items()})
 
 _clash = sorted(k for k in APPROVAL_MESSAGES if k in MESSAGES and MESSAGES[k] != APPROVAL_MESSAGES[k])
 assert not _clash, f"approval texts would replace shared ones: {_clash}"
