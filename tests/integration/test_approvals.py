@@ -292,3 +292,26 @@ def test_an_approval_whose_application_is_refused_for_a_passing_reason_stays_app
     assert approvals.retry(hogo, org.p("pm.takahashi"), req.id, ctx=CTX).status == "applied"
     with pytest.raises(Conflict):
         approvals.retry(hogo, org.p("pm.takahashi"), req.id, ctx=CTX)
+
+
+def test_a_kind_needing_two_approvers_gets_two_different_people_SEC_19(org: Org):
+    """A kind may need several approver levels (a confidentiality-3 take-out will need the information-
+    security officer and the manager, SEC-47(2), SEC-48(3)): each step needs its own approver; one person
+    holding both levels decides only one of them."""
+    hogo = org.inst.hogo
+    approvals.register_kind(approvals.Kind("test-two-step", "二段階の試験", "two-step test"))
+    org.secrets["pm.both"] = active_user(org.inst, org.admin, "pm.both",
+                                         ["protection_manager", "general_protection_manager"], "KYUYO")
+    with hogo.unit_of_work() as db:
+        r = approvals.create(db, hogo, org.p("clerk.ito"), kind="test-two-step", reason="試験", ctx=CTX,
+                             steps=[approvals.Level("protection_manager", "KYUYO"),
+                                    approvals.Level("general_protection_manager")])
+        request_id = r.id
+    first = approvals.decide(hogo, org.p("pm.both"), request_id, approve=True, reason=None, ctx=CTX)
+    assert first.status == "pending" and first.steps[0].decision is not None and first.steps[1].decision is None
+    with pytest.raises(Forbidden) as e:
+        approvals.decide(hogo, org.p("pm.both"), request_id, approve=True, reason=None, ctx=CTX)
+    assert e.value.code == "already_decided"
+    done = approvals.decide(hogo, org.p("gpm.sato"), request_id, approve=True, reason=None, ctx=CTX)
+    assert done.status == "approved"  # a kind without an apply step ends approved
+    assert [s.decision.approver for s in done.steps if s.decision] == ["pm.both", "gpm.sato"]
