@@ -80,7 +80,8 @@ def test_unchanged_record_verifies_against_the_signed_checkpoint_SEC_133_SEC_134
     rep = _verify(org, rec.record_id)
     assert rep.ok and rep.status == "ok" and rep.event == Event.RECORD_CREATED.value
     assert rep.stored_sha256 == rep.logged_sha256 and rep.checkpoint_size and rep.checkpoint_size > rep.seq
-    assert [c.name for c in rep.checks] == ["stored version", "log entry", "checkpoint signature", "inclusion proof"]
+    assert [c.name for c in rep.checks] == ["stored version", "log entry", "checkpoint signature", "inclusion proof",
+                                            "later writes"]
     assert all(c.ok for c in rep.checks)
     # Offline, with nothing but the public key: the leaf is in the signed tree.
     name, public = notes.parse_public_key_text(rep.public_key)
@@ -245,3 +246,32 @@ def test_a_file_raised_to_integrity_2_commits_its_records_as_they_are_SEC_133(or
     assert rep.ok and rep.event == Event.RECORDS_COMMITTED.value
     _tamper(org, rec.record_id, revision=4)
     assert _verify(org, rec.record_id, file="staff-contacts").status == "changed"
+
+
+def test_a_record_rolled_back_with_its_index_references_dropped_is_caught_SEC_133(org: Org):
+    """SEC-133(2): someone who controls the database puts a record back to its first version and drops the
+    record-reference rows of the update since: verify reads the file's later writes themselves, finds the
+    update, and reports the record changed (and the index altered). A record never written is not found."""
+    hogo, ito = org.inst.hogo, org.p("clerk.ito")
+    rec = guard.create_record(hogo, ito, FILE, ITO, purpose=P1, ctx=CTX)
+    with hogo.unit_of_work(readonly=True) as db:
+        first = bytes(db.scalar(select(Record.blob).where(Record.record_id == rec.record_id)))
+    guard.update_record(hogo, ito, FILE, rec.record_id, {"name": "伊藤 翔太"}, purpose=P1, ctx=CTX)
+    upd = _entries(org, Event.RECORD_UPDATED.value)[-1].seq
+    _tamper(org, rec.record_id, blob=first, revision=1)
+    with hogo.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_record_refs DISABLE TRIGGER USER"))
+        else:
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_record_refs_no_delete"))
+        conn.execute(text("DELETE FROM audit_record_refs WHERE seq = :s"), {"s": upd})
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_record_refs ENABLE TRIGGER USER"))
+    rep = _verify(org, rec.record_id)
+    assert rep.status == "changed" and rep.seq == upd
+    later = next(c for c in rep.checks if c.name == "later writes")
+    assert not later.ok and str(upd) in later.detail
+    from hogo.errors import NotFound
+
+    with pytest.raises(NotFound):
+        _verify(org, "never-written")

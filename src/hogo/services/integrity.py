@@ -30,10 +30,11 @@ details column), checks that the entry's leaf hash is the hash of those bytes, c
 inclusion proof against the latest signed checkpoint (signing one first when none covers it yet), and
 checks the checkpoint's signature with the log's public key. Nothing is decrypted.
 
-Limits: the latest entry is found through the record-reference index (``audit_record_refs``); whoever
-can rewrite the database could drop the references of later writes and put an older stored version
-back. ``hogo audit verify`` checks the log itself; checking the references against the entries is left
-for later (see the closing note of issue 5).
+The latest entry is found through the record-reference index (``audit_record_refs``), then the file's
+write entries after it are read themselves (at most ``LATER_WRITES_CAP``): someone who rewrote the
+database could otherwise put an older stored version back and drop the references of the writes since.
+Their ``file_code`` and ``event`` columns, which that read relies on, are checked against the signed
+entries by ``hogo audit verify``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from hogo.domain import merkle
 from hogo.domain.auditlog import EntryFormatError, decode
 from hogo.domain.events import Event, Outcome
 from hogo.domain.files import Action
+from hogo.errors import NotFound
 from hogo.services import audit_tree
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
@@ -71,6 +73,7 @@ _SIGNATURE = registry.get("ed25519")
 _READ_EVENTS = (Event.RECORD_READ.value, Event.RECORD_REVEALED.value, Event.RECORD_SEARCHED.value,
                 Event.RECORD_VERIFIED.value)
 _PAGE = 50
+LATER_WRITES_CAP = 20_000  # the file's write entries after the one found that verify reads at most
 
 OK, CHANGED, NOT_INTEGRITY_2, NOT_LOGGED, UNVERIFIABLE = "ok", "changed", "not_integrity_2", "not_logged", \
     "unverifiable"
@@ -201,6 +204,38 @@ def _latest_write(hogo: Hogo, file_code: str, record_id: str) -> tuple[int, byte
             before = int(rows[-1][0])
 
 
+def _later_write(hogo: Hogo, file_code: str, record_id: str, after: int
+                 ) -> tuple[tuple[int, bytes, bytes, dict[str, Any]] | None, int, bool]:
+    """The last write of the record after entry ``after`` that the record-reference index does not lead
+    to, found by reading the file's later write entries themselves (their ``file_code`` and ``event``
+    columns are checked against the signed entries by ``hogo audit verify``): (that entry or None, entries
+    read, whether all were read — at most ``LATER_WRITES_CAP``)."""
+    needle = b'"' + record_id.encode() + b'"'
+    last: tuple[int, bytes, bytes, dict[str, Any]] | None = None
+    scanned = 0
+    with read_snapshot(hogo.engine) as conn:
+        q = (select(AuditEvent.seq, AuditEvent.entry, AuditEvent.leaf_hash)
+             .where(AuditEvent.file_code == file_code, AuditEvent.seq > after,
+                    AuditEvent.event.not_in(_READ_EVENTS), AuditEvent.entry.is_not(None))
+             .order_by(AuditEvent.seq).limit(LATER_WRITES_CAP + 1))
+        for seq, stored, leaf in conn.execution_options(yield_per=500).execute(q):
+            scanned += 1
+            if scanned > LATER_WRITES_CAP:
+                return last, LATER_WRITES_CAP, False
+            data = bytes(stored or b"")
+            if needle not in data:
+                continue
+            try:
+                _, e = decode(data)
+            except EntryFormatError:
+                continue
+            versions = e.details.get(DETAILS_KEY) if isinstance(e.details, dict) else None
+            logged = _logged_version(e.records, versions, record_id) if e.file == file_code else None
+            if logged is not None:
+                last = (int(seq), data, bytes(leaf), logged)
+    return last, scanned, True
+
+
 def check_record(hogo: Hogo, file_code: str, classification: str, integrity: int, record_id: str,
                  stored: tuple[int, str | None, bytes] | None) -> VerifyReport:
     """The verification itself, on a record already read (``stored``: revision, segment, blob; None when
@@ -224,11 +259,23 @@ def check_record(hogo: Hogo, file_code: str, classification: str, integrity: int
         rep.checks.append(Check("logged version", False, rep.message))
         return rep
     seq, data, leaf, version = found
-    rep.seq, rep.leaf_hash = seq, leaf.hex()
     if data is None or not isinstance(version, dict):
+        rep.seq, rep.leaf_hash = seq, leaf.hex()
         rep.message = f"log entry {seq}, the latest write of this record, has no readable payload (expired)"
         rep.checks.append(Check("logged version", False, rep.message))
         return rep
+    # 0. No later write of the record hides from the record-reference index (a record put back to an
+    #    older version, with the references of the writes since dropped, would otherwise verify).
+    later, scanned, complete = _later_write(hogo, file_code, record_id, seq)
+    index_ok = later is None
+    if later is not None:
+        index_detail = (f"log entry {later[0]} wrote this record after entry {seq}, but the record-reference index "
+                        "does not lead to it: the database was altered (run hogo audit verify)")
+        seq, data, leaf, version = later
+    else:
+        index_detail = (f"none of the file's {scanned} later write(s) names this record"
+                        + ("" if complete else f" (only the first {scanned} were read)"))
+    rep.seq, rep.leaf_hash = seq, leaf.hex()
     _, entry = decode(data)
     rep.event = entry.event
     rep.logged_revision = version.get("revision")
@@ -275,12 +322,13 @@ def check_record(hogo: Hogo, file_code: str, classification: str, integrity: int
         proof_ok = merkle.verify_inclusion(seq, cp.size, leaf, proof, cp.root)
     rep.checks.append(Check("inclusion proof", proof_ok, f"entry {seq} is in the signed tree of size "
                             f"{rep.checkpoint_size}" if proof_ok else f"entry {seq} is not proven in the signed tree"))
+    rep.checks.append(Check("later writes", index_ok, index_detail))
     log_ok = leaf_ok and sig_ok and proof_ok
-    if same and log_ok:
+    if same and log_ok and index_ok:
         rep.status = OK
         rep.message = (f"unchanged since log entry {seq} ({entry.event})" if not rep.deleted else
                        f"deleted at log entry {seq}, and still absent")
-    elif not log_ok:
+    elif not log_ok or (same and not index_ok):
         rep.status = UNVERIFIABLE
         rep.message = "the log itself does not verify; run hogo audit verify"
     else:
@@ -311,11 +359,16 @@ def _verify(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *,
     classification = f"C{c.row.confidentiality}-I{c.row.integrity}-A{c.row.availability}"
     stored = None if rec is None else (int(rec.revision), rec.segment, bytes(rec.blob))
     rep = check_record(hogo, c.row.code, classification, c.row.integrity, record_id, stored)
-    details: dict[str, Any] = {"result": rep.status, "entry": rep.seq, "checkpoint_size": rep.checkpoint_size}
+    missing = stored is None and rep.seq is None and rep.status == UNVERIFIABLE  # never existed, as far as known
+    details: dict[str, Any] = {"result": "not_found" if missing else rep.status, "entry": rep.seq,
+                               "checkpoint_size": rep.checkpoint_size}
     outcome = Outcome.SUCCESS if rep.status in (OK, NOT_INTEGRITY_2) else Outcome.FAILURE
     with hogo.unit_of_work() as db:
         guard._record_access(db, hogo, c, Event.RECORD_VERIFIED, outcome, records=[record_id], fields=(),
-                             decision=d, reason=None if outcome is Outcome.SUCCESS else rep.status, extra=details)
+                             decision=d, reason=None if outcome is Outcome.SUCCESS else details["result"],
+                             extra=details)
+    if missing:
+        raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
     return rep
 
 
