@@ -130,6 +130,7 @@ _RUNS = [("ascii", re.compile(_RUN_CHARS + b"{7,}")),
          ("utf-16-le", re.compile(b"(?:" + _RUN_CHARS + b"\x00){7,}")),
          ("utf-16-be", re.compile(b"(?:\x00" + _RUN_CHARS + b"){7,}"))]
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_RECORD_ID = re.compile(rb"r[0-9a-f]{22}")  # guard.new_record_id: time in hex, then 32 random bits
 _FIELDS = [
     ("my_number", re.compile(r"[0-9]{12}")),
     ("my_number", re.compile(r"[0-9]{4}[- ][0-9]{4}[- ][0-9]{4}")),
@@ -163,9 +164,10 @@ class Scanner:
 
     def find(self, data: bytes) -> Iterator[tuple[str, str, int]]:
         """(field, the value, offset) for every plaintext value in ``data``. UUIDs (grant, session and
-        token IDs, which the log names) are blanked first: a run of their hex digits can look like a
-        postal code by chance, and they are not personal data."""
+        token IDs, which the log names) and generated record IDs are blanked first: a run of their hex
+        digits can look like a postal code by chance, and they are not personal data."""
         data = _UUID.sub(lambda m: b"u" * len(m.group()), data)
+        data = _RECORD_ID.sub(lambda m: b"u" * len(m.group()), data)
         for m in self.literal_re.finditer(data):
             yield "text", self.literals[m.group()], m.start()
         for enc, run_re in _RUNS:
