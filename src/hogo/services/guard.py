@@ -431,20 +431,28 @@ def create_record(hogo: Hogo, principal: Principal, file_code: str, values: Mapp
     return _present(c, keys, rec, readable, frozenset())
 
 
+def _changes(spec: FileSpec, values: Mapping[str, Any], *, nothing: str
+             ) -> tuple[dict[str, str], list[str], list[str]]:
+    """A partial change of a record, validated: the new values (normalised), the fields cleared (an
+    empty value), and every field named, sorted. Bad values raise with every problem named."""
+    clean, problems = normalise_record(spec, {k: (None if v is None else str(v)) for k, v in values.items()},
+                                       partial=True)
+    if problems:
+        raise _validation_error(problems)
+    cleared = [k for k, v in values.items() if v is None or str(v).strip() == ""]
+    changed = sorted(set(clean) | set(cleared))
+    if not changed:
+        raise ValidationFailed(nothing, field="values")
+    return clean, cleared, changed
+
+
 @guarded
 def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str, values: Mapping[str, Any], *,
                   purpose: str | None, ctx: RequestContext, expected_revision: int | None = None) -> RecordView:
     """Change some fields (an empty string clears one). The segment may change only within scope."""
     with hogo.unit_of_work() as db:
         c = _open(hogo, db, principal, file_code, purpose, Action.UPDATE, ctx)
-        clean, problems = normalise_record(c.spec, {k: (None if v is None else str(v)) for k, v in values.items()},
-                                           partial=True)
-        if problems:
-            raise _validation_error(problems)
-        cleared = [k for k, v in values.items() if v is None or str(v).strip() == ""]
-        changed = sorted(set(clean) | set(cleared))
-        if not changed:
-            raise ValidationFailed("nothing to change", field="values")
+        clean, cleared, changed = _changes(c.spec, values, nothing="nothing to change")
         rec = _record(db, c.row.id, record_id)
         d = _decide(hogo, c, Action.UPDATE, fields=changed, segment=rec.segment if rec else None,
                     segment_applies=True)
@@ -883,14 +891,7 @@ def prepare_correction(hogo: Hogo, principal: Principal, file_code: str, record_
     pass the file's field rules. The values come back sealed under the file's data key."""
     with hogo.unit_of_work(readonly=True) as db:
         c = _open(hogo, db, principal, file_code, purpose, Action.READ, ctx)
-        clean, problems = normalise_record(c.spec, {k: (None if v is None else str(v)) for k, v in values.items()},
-                                           partial=True)
-        if problems:
-            raise _validation_error(problems)
-        cleared = [k for k, v in values.items() if v is None or str(v).strip() == ""]
-        changed = sorted(set(clean) | set(cleared))
-        if not changed:
-            raise ValidationFailed("nothing to correct", field="values")
+        clean, cleared, changed = _changes(c.spec, values, nothing="nothing to correct")
         required = [f.name for f in c.spec.fields if f.required and f.name in cleared]
         if required:
             raise _validation_error([(name, "is required") for name in required])
