@@ -197,8 +197,11 @@ def _decisions(db: Session, request_id: int) -> dict[int, ApprovalDecision]:
     return {d.step: d for d in db.scalars(select(ApprovalDecision).where(ApprovalDecision.request_id == request_id))}
 
 
-def _view(db: Session, r: ApprovalRequest, viewer: Principal | None) -> RequestView:
-    decided = _decisions(db, r.id)
+def _view(db: Session, r: ApprovalRequest, viewer: Principal | None,
+          decided: dict[int, ApprovalDecision] | None = None) -> RequestView:
+    """``decided``: the request's decisions, when the caller has read them already."""
+    if decided is None:
+        decided = _decisions(db, r.id)
     steps = []
     for i, s in enumerate(r.steps):
         d = decided.get(i)
@@ -230,9 +233,11 @@ def _open_step(r: ApprovalRequest, decided: dict[int, ApprovalDecision], p: Prin
 
 
 def _may_see(r: ApprovalRequest, decided: dict[int, ApprovalDecision], p: Principal) -> bool:
-    if p.can(Permission.AUDIT_READ) or p.user_id == r.requester_id:
-        return True
-    if any(d.approver_id == p.user_id for d in decided.values()):
+    return p.can(Permission.AUDIT_READ) or _involved(r, decided, p)
+
+
+def _involved(r: ApprovalRequest, decided: dict[int, ApprovalDecision], p: Principal) -> bool:
+    if p.user_id == r.requester_id or any(d.approver_id == p.user_id for d in decided.values()):
         return True
     return any(holds(p, Level(s["role"], s.get("department")))
                or holds(p, Level(s["required_role"], s.get("required_department"))) for s in r.steps)
@@ -241,11 +246,7 @@ def _may_see(r: ApprovalRequest, decided: dict[int, ApprovalDecision], p: Princi
 def involved(db: Session, r: ApprovalRequest, p: Principal) -> bool:
     """The requester, an approver who decided it, or a holder of one of its steps' levels (not the audit
     roles merely by their role): who may see what a request carries, e.g. a correction's values."""
-    decided = _decisions(db, r.id)
-    if p.user_id == r.requester_id or any(d.approver_id == p.user_id for d in decided.values()):
-        return True
-    return any(holds(p, Level(s["role"], s.get("department")))
-               or holds(p, Level(s["required_role"], s.get("required_department"))) for s in r.steps)
+    return _involved(r, _decisions(db, r.id), p)
 
 
 # ------------------------------------------------------------------------------- creating
@@ -351,8 +352,9 @@ def list_requests(hogo: Hogo, principal: Principal, *, status: str = "open", kin
     out: list[RequestView] = []
     with hogo.unit_of_work(readonly=True) as db:
         for r in db.scalars(q.order_by(ApprovalRequest.id.desc()).limit(5000)):
-            if _may_see(r, _decisions(db, r.id), principal):
-                out.append(_view(db, r, principal))
+            decided = _decisions(db, r.id)
+            if _may_see(r, decided, principal):
+                out.append(_view(db, r, principal, decided))
                 if len(out) >= min(max(limit, 1), 1000):
                     break
     return out
@@ -362,9 +364,10 @@ def get_request(hogo: Hogo, principal: Principal, request_id: int) -> RequestVie
     principal.require(Permission.SELF_READ)
     with hogo.unit_of_work(readonly=True) as db:
         r = _request(db, request_id)
-        if not _may_see(r, _decisions(db, r.id), principal):
+        decided = _decisions(db, r.id)
+        if not _may_see(r, decided, principal):
             raise NotFound(f"no approval request {request_id}", code="approval_not_found")
-        return _view(db, r, principal)
+        return _view(db, r, principal, decided)
 
 
 # -------------------------------------------------------------------------------- deciding
