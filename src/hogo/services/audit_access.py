@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, and_, case, delete, func, literal_column, or_, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from hogo.bootstrap import Hogo
@@ -103,13 +104,21 @@ def search(hogo: Hogo, principal: Principal, f: SearchFilter, *, ctx: RequestCon
     return rows
 
 
+def _readable_entry(db: Session, hogo: Hogo, principal: Principal, seq: int, ctx: RequestContext,
+                    what: str) -> AuditEvent:
+    """Entry ``seq`` if ``principal`` may read it (the whole log, or their own history), the read noted
+    in the log; otherwise not found (whether it exists is not disclosed)."""
+    row = db.get(AuditEvent, seq)
+    if row is None or not (may_read_all(principal) or principal.user_id in (row.actor_id, row.subject_user_id)):
+        raise NotFound(f"no log entry {seq}", code="entry_not_found")
+    _note_read(db, hogo, principal, ctx, what)
+    return row
+
+
 def entry(hogo: Hogo, principal: Principal, seq: int, *, ctx: RequestContext) -> dict[str, Any]:
     """One entry as logged, with its leaf hash (and an inclusion proof when a checkpoint covers it)."""
     with hogo.unit_of_work() as db:
-        row = db.get(AuditEvent, seq)
-        if row is None or not (may_read_all(principal) or principal.user_id in (row.actor_id, row.subject_user_id)):
-            raise NotFound(f"no log entry {seq}", code="entry_not_found")
-        _note_read(db, hogo, principal, ctx, f"log:entry:{seq}")
+        row = _readable_entry(db, hogo, principal, seq, ctx, f"log:entry:{seq}")
         out: dict[str, Any] = {"seq": seq, "leaf_hash": row.leaf_hash.hex(), "expired": row.entry is None,
                                "entry": None if row.entry is None else row.entry.decode("utf-8"),
                                "logged": None if row.logged is None else auditlog.as_dict(seq, row.logged)}
@@ -119,10 +128,7 @@ def entry(hogo: Hogo, principal: Principal, seq: int, *, ctx: RequestContext) ->
 def prove(hogo: Hogo, principal: Principal, seq: int, *, ctx: RequestContext) -> dict[str, Any]:
     """An RFC 9162 inclusion proof of entry ``seq`` in the latest signed checkpoint."""
     with hogo.unit_of_work() as db:
-        row = db.get(AuditEvent, seq)
-        if row is None or not (may_read_all(principal) or principal.user_id in (row.actor_id, row.subject_user_id)):
-            raise NotFound(f"no log entry {seq}", code="entry_not_found")
-        _note_read(db, hogo, principal, ctx, f"log:proof:{seq}")
+        row = _readable_entry(db, hogo, principal, seq, ctx, f"log:proof:{seq}")
     with hogo.engine.connect() as conn:
         last = audit_tree.latest_checkpoint(conn)
     if last is None or last.size <= seq:  # not covered yet: sign the log as it stands now
