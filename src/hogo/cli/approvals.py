@@ -13,6 +13,7 @@ record changed meanwhile: request it again). Deciding your own request is refuse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -166,6 +167,16 @@ def approval_changes(request_id: IdArg, json_out: JsonOpt = False) -> None:
     out.emit(c, human)
 
 
+def _decide(action: str, request_id: int, reason: str | None, json_out: bool,
+            message: Callable[[dict[str, Any]], str]) -> None:
+    """POST /approvals/ID/ACTION with the reason, and show the request as it now stands."""
+    out = Output(json_out)
+    with api() as client:
+        r = client.post(path("/approvals/{}/" + action, str(request_id)), body={"reason": reason},
+                        options={"reason": "--reason"})
+    _show(out, r, message(r))
+
+
 @command(approval_app, "approve")
 def approval_approve(
     request_id: IdArg,
@@ -173,11 +184,8 @@ def approval_approve(
     json_out: JsonOpt = False,
 ) -> None:
     """Approve your step of a request; the last approval applies it. Never your own request (SEC-19)."""
-    out = Output(json_out)
-    with api() as client:
-        r = client.post(path("/approvals/{}/approve", str(request_id)), body={"reason": reason},
-                        options={"reason": "--reason"})
-    _show(out, r, f"Approved request #{r['id']}: now {_status(str(r['status']))}.")
+    _decide("approve", request_id, reason, json_out,
+            lambda r: f"Approved request #{r['id']}: now {_status(str(r['status']))}.")
 
 
 @command(approval_app, "reject")
@@ -187,11 +195,7 @@ def approval_reject(
     json_out: JsonOpt = False,
 ) -> None:
     """Reject a request, saying why."""
-    out = Output(json_out)
-    with api() as client:
-        r = client.post(path("/approvals/{}/reject", str(request_id)), body={"reason": reason},
-                        options={"reason": "--reason"})
-    _show(out, r, f"Rejected request #{r['id']}.")
+    _decide("reject", request_id, reason, json_out, lambda r: f"Rejected request #{r['id']}.")
 
 
 @command(approval_app, "apply")
@@ -211,11 +215,7 @@ def approval_cancel(
     json_out: JsonOpt = False,
 ) -> None:
     """Withdraw a pending request you made."""
-    out = Output(json_out)
-    with api() as client:
-        r = client.post(path("/approvals/{}/cancel", str(request_id)), body={"reason": reason},
-                        options={"reason": "--reason"})
-    _show(out, r, f"Cancelled request #{r['id']}.")
+    _decide("cancel", request_id, reason, json_out, lambda r: f"Cancelled request #{r['id']}.")
 
 
 @command(record_app, "correct")
