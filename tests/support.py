@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection, text
 
 from hogo.bootstrap import Hogo
 from hogo.clock import FakeClock
@@ -178,3 +181,23 @@ def web_sign_in(c: TestClient, inst: Instance, name: str, secret: str) -> str:
                                "totp": inst.next_code(secret)}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/", r.text
     return meta_csrf(c.get("/").text)
+
+
+@contextlib.contextmanager
+def attacker(inst: Instance) -> Iterator[Connection]:
+    """A connection of someone who controls the database: the log's append-only triggers are off
+    (tests corrupt the log by hand as such a person would; the node cache is dropped afterwards)."""
+    eng = inst.hogo.engine
+    with eng.begin() as conn:
+        if eng.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+            conn.execute(text("ALTER TABLE audit_record_refs DISABLE TRIGGER USER"))
+        else:
+            for name in ("audit_events_no_update", "audit_events_no_delete", "audit_record_refs_no_update",
+                         "audit_record_refs_no_delete"):
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+        yield conn
+        if eng.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+            conn.execute(text("ALTER TABLE audit_record_refs ENABLE TRIGGER USER"))
+    inst.hogo.tree_cache.clear()

@@ -9,11 +9,9 @@ fails closed when its entry cannot be written or the log cannot be anchored off-
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +27,7 @@ from hogo.errors import Forbidden, HogoError
 from hogo.services import audit, audit_access, audit_tree, audit_verify, grants, guard
 from hogo.services.delivery import FileSink
 from hogo.store.models import AuditEvent
-from support import CTX, Instance, Org, make_org
+from support import CTX, Instance, Org, attacker, make_org
 
 FILE = "payroll-mynumber"
 P1 = "源泉徴収票作成事務"
@@ -73,25 +71,6 @@ def verify(inst: Instance, *, external: list[tuple[str, str]] | None = None) -> 
 def size(inst: Instance) -> int:
     with inst.hogo.engine.connect() as conn:
         return int(conn.execute(text("SELECT size FROM audit_head")).scalar_one())
-
-
-@contextlib.contextmanager
-def attacker(inst: Instance) -> Iterator[Connection]:
-    """A connection of someone who controls the database: the append-only triggers are off."""
-    eng = inst.hogo.engine
-    with eng.begin() as conn:
-        if eng.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-            conn.execute(text("ALTER TABLE audit_record_refs DISABLE TRIGGER USER"))
-        else:
-            for name in ("audit_events_no_update", "audit_events_no_delete", "audit_record_refs_no_update",
-                         "audit_record_refs_no_delete"):
-                conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
-        yield conn
-        if eng.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
-            conn.execute(text("ALTER TABLE audit_record_refs ENABLE TRIGGER USER"))
-    inst.hogo.tree_cache.clear()
 
 
 def row(conn: Connection, seq: int) -> tuple[bytes, bytes]:

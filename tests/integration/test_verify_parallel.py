@@ -9,11 +9,10 @@ entry — and it must not consider entries appended, or payloads removed, after 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from sqlalchemy import Connection, text
 from hogo.domain import merkle
 from hogo.domain.auditlog import LogEntry, decode, encode
 from hogo.services import audit, audit_access, audit_tree, audit_verify
-from support import Instance
+from support import Instance, attacker
 
 SIZES = (700, 2100, 3000)  # entries appended before each signed checkpoint
 
@@ -57,22 +56,6 @@ def head(inst: Instance) -> int:
 def half(inst: Instance) -> int:
     """Where the worker's half ends."""
     return int(head(inst) * audit_verify._WORKER_SHARE) >> 8 << 8
-
-
-@contextlib.contextmanager
-def attacker(inst: Instance) -> Iterator[Connection]:
-    """Someone who controls the database: the append-only triggers are off."""
-    eng = inst.hogo.engine
-    with eng.begin() as conn:
-        if eng.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-        else:
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_update"))
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
-        yield conn
-        if eng.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
-    inst.hogo.tree_cache.clear()
 
 
 def entry_at(conn: Connection, seq: int) -> bytes:

@@ -5,14 +5,12 @@ entry's inclusion proof that verifies offline (SEC-107(3), MLIT-9.5.4), the acti
 
 from __future__ import annotations
 
-import contextlib
 import html
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, select, text
+from sqlalchemy import select, text
 
 from hogo.crypto import checkpoint as notes
 from hogo.domain import merkle
@@ -20,7 +18,7 @@ from hogo.domain.events import Event
 from hogo.errors import Forbidden
 from hogo.services import audit_access, grants, guard
 from hogo.store.models import AuditEvent, User
-from support import CTX, Instance, Org, hidden_csrf, make_org
+from support import CTX, Instance, Org, attacker, hidden_csrf, make_org
 
 FILE = "payroll-mynumber"
 P1 = "源泉徴収票作成事務"
@@ -278,22 +276,6 @@ def test_the_activity_chart_counts_data_access_per_day_and_hour(web: TestClient,
 
 
 # ----------------------------------------------------------------------------- verification
-
-
-@contextlib.contextmanager
-def attacker(inst: Instance) -> Iterator[Connection]:
-    """Someone who controls the database: the append-only triggers are off."""
-    eng = inst.hogo.engine
-    with eng.begin() as conn:
-        if eng.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-        else:
-            for name in ("audit_events_no_update", "audit_events_no_delete"):
-                conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
-        yield conn
-        if eng.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
-    inst.hogo.tree_cache.clear()
 
 
 def test_verify_now_says_intact_and_names_the_first_problem_SEC_107_3(web: TestClient, org: Org):
