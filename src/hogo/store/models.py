@@ -552,3 +552,7 @@ class RecordVersion(Base):
     replaced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     replaced_by_id: Mapped[int | None] = mapped_column(Integer)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("approval_requests.id"))
+
+
+# Tables of later changes live in their own modules (each registers with Base.metadata on import).
+from hogo.store import models_backups, models_erasure, models_marks, models_takeouts  # noqa: E402,F401
