@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import threading
@@ -30,18 +32,40 @@ GATHER_S = 0.0005  # how long a group's leader waits for the crowd of the last g
 
 
 class _Grouped:
-    """One caller of ``write_together``: its work, and a lock it sleeps on (held until it is woken,
-    either because its group has committed or because it is to lead the next group)."""
+    """One caller of ``write_together`` (or ``write_together_async``): its work, and how it is woken.
 
-    __slots__ = ("entries", "error", "lead", "wake", "work")
+    A thread sleeps on ``wake``, a lock held until it is woken — either because its group has
+    committed or because it is to lead the next group. An asynchronous caller has no lock: its
+    ``future`` is settled on its event loop when its group has committed, and it never leads (the
+    log writer thread leads in its place)."""
 
-    def __init__(self, work: Callable[[Session], None] | None, entries: Sequence[LogEntry]) -> None:
+    __slots__ = ("entries", "error", "future", "lead", "loop", "wake", "work")
+
+    def __init__(self, work: Callable[[Session], None] | None, entries: Sequence[LogEntry], *,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.work = work
         self.entries = entries
-        self.wake = threading.Lock()
-        self.wake.acquire()
+        self.loop = loop
+        self.future: asyncio.Future[None] | None = None
+        if loop is None:
+            self.wake: threading.Lock | None = threading.Lock()
+            self.wake.acquire()
+        else:
+            self.wake = None
+            self.future = loop.create_future()
         self.lead = False
         self.error: BaseException | None = None
+
+
+def _settle(members: list[_Grouped]) -> None:
+    """On an event loop: tell its waiting callers how their group ended."""
+    for g in members:
+        f = g.future
+        if f is not None and not f.done():
+            if g.error is not None:
+                f.set_exception(g.error)
+            else:
+                f.set_result(None)
 
 
 @dataclasses.dataclass
@@ -73,6 +97,11 @@ class Hogo:
     _group_want: int = 0
     _group_signal: threading.Lock | None = None
     _group_queue: list[_Grouped] = dataclasses.field(default_factory=list)
+    # The thread that leads groups whose first caller is asynchronous (``write_together_async``).
+    _writer: threading.Thread | None = None
+    _writer_go: threading.Semaphore = dataclasses.field(default_factory=lambda: threading.Semaphore(0))
+    _writer_mutex: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _writer_stop: bool = False
 
     @property
     def password_policy(self) -> PasswordPolicy:
@@ -122,6 +151,32 @@ class Hogo:
         queued meanwhile — to lead the next group. A group with nothing but entries (the record-read
         path) is written on a bare connection, without an ORM session."""
         me = _Grouped(work, entries)
+        if self._enqueue(me):
+            assert me.wake is not None
+            me.wake.acquire()
+            if not me.lead:
+                if me.error is not None:
+                    raise me.error
+                return
+        self._lead(me)
+        if me.error is not None:
+            raise me.error
+
+    def write_together_async(self, work: Callable[[Session], None] | None = None, *,
+                             entries: Sequence[LogEntry] = ()) -> asyncio.Future[None]:
+        """``write_together`` for a caller on an event loop: the returned future completes when the
+        group holding ``work`` and ``entries`` has committed durably, or fails with its error. The
+        caller's thread is never blocked: the groups are led by the log writer thread, and the
+        callers of a group are settled with one call into their loop. Must be called on the loop."""
+        me = _Grouped(work, entries, loop=asyncio.get_running_loop())
+        if not self._enqueue(me):
+            self._hand_to_writer()
+        assert me.future is not None
+        return me.future
+
+    def _enqueue(self, me: _Grouped) -> bool:
+        """Queue a caller; True when a group is being led (the caller waits for it), False when the
+        caller must see that the next group gets a leader."""
         with self._group_mutex:
             self._group_queue.append(me)
             follow = self._group_leading
@@ -129,12 +184,10 @@ class Hogo:
             if self._group_signal is not None and len(self._group_queue) >= self._group_want:
                 self._group_signal.release()  # the leader's gathering is complete
                 self._group_signal = None
-        if follow:
-            me.wake.acquire()
-            if not me.lead:
-                if me.error is not None:
-                    raise me.error
-                return
+        return follow
+
+    def _lead(self, me: _Grouped | None) -> None:
+        """Gather, take and write one group, then wake its callers and hand the lead on."""
         self._gather()
         with self._group_mutex:
             group, self._group_queue = self._group_queue[:GROUP_MAX], self._group_queue[GROUP_MAX:]
@@ -149,13 +202,38 @@ class Hogo:
                 nxt = self._group_queue[0] if self._group_queue else None
                 self._group_leading = nxt is not None
             if nxt is not None:
-                nxt.lead = True
-                nxt.wake.release()
+                if nxt.wake is not None:
+                    nxt.lead = True
+                    nxt.wake.release()
+                else:
+                    self._hand_to_writer()
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Grouped]] = {}
             for g in group:
-                if g is not me:
+                if g is me:
+                    continue
+                if g.wake is not None:
                     g.wake.release()
-        if me.error is not None:
-            raise me.error
+                else:
+                    assert g.loop is not None
+                    by_loop.setdefault(g.loop, []).append(g)
+            for loop, members in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # a loop closed meanwhile has nobody to tell
+                    loop.call_soon_threadsafe(_settle, members)
+
+    def _hand_to_writer(self) -> None:
+        """Let the log writer thread lead the next group (started on first use)."""
+        with self._writer_mutex:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._writer_run, name="hogo-log-writer", daemon=True)
+                self._writer.start()
+        self._writer_go.release()
+
+    def _writer_run(self) -> None:
+        while True:
+            self._writer_go.acquire()
+            if self._writer_stop:
+                return
+            self._lead(None)
 
     def _gather(self) -> None:
         """Before taking the queue, wait (at most ``GATHER_S``) until as many callers are queued as
@@ -192,6 +270,10 @@ class Hogo:
                 lock.release()
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer_stop = True
+            self._writer_go.release()
+            self._writer.join(timeout=5)
         self.engine.dispose()
         close = getattr(self.key_provider, "close", None)
         if callable(close):

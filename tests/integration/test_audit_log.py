@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, select, text
@@ -259,6 +260,98 @@ def test_a_failing_group_fails_every_caller_in_it_and_nothing_is_stored(inst: In
     assert size(inst) == start
     hogo.write_together(entries=[audit.entry(now=inst.clock.now(), event=Event.LOG_READ, outcome=Outcome.SUCCESS,
                                              ctx=CTX, target="after")])
+    assert size(inst) == start + 1
+
+
+def test_async_callers_share_group_commits_with_threads_and_resume_only_after_commit_MN_3b(inst: Instance):
+    """``write_together_async``: callers on an event loop (led by the log writer thread) and threads
+    calling ``write_together`` share groups; every future completes only once its entry is stored,
+    and no entry is lost or doubled."""
+    import asyncio
+
+    hogo, start = inst.hogo, size(inst)
+    errors: list[BaseException] = []
+
+    def stored(marker: str) -> bool:
+        with hogo.engine.connect() as conn:
+            return conn.execute(select(AuditEvent.seq).where(AuditEvent.target == marker)).first() is not None
+
+    def entry(marker: str) -> Any:
+        return audit.entry(now=inst.clock.now(), event=Event.LOG_READ, outcome=Outcome.SUCCESS, ctx=CTX,
+                           target=marker)
+
+    async def caller(t: int) -> list[bool]:
+        seen = []
+        for i in range(25):
+            marker = f"a{t}-{i}"
+            if i % 7 == 0:
+                await hogo.write_together_async(lambda db, e=entry(marker): audit.add(db, [e]))
+            else:
+                await hogo.write_together_async(entries=[entry(marker)])
+            seen.append(stored(marker))
+        return seen
+
+    def thread(t: int) -> None:
+        try:
+            for i in range(25):
+                hogo.write_together(entries=[entry(f"t{t}-{i}")])
+        except BaseException as exc:
+            errors.append(exc)
+
+    async def main() -> list[list[bool]]:
+        return list(await asyncio.gather(*(caller(t) for t in range(16))))
+
+    threads = [threading.Thread(target=thread, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    seen = asyncio.run(main())
+    for th in threads:
+        th.join()
+    assert not errors
+    assert all(all(s) for s in seen) and sum(len(s) for s in seen) == 16 * 25
+    assert size(inst) == start + 16 * 25 + 4 * 25
+    with hogo.engine.connect() as conn:
+        targets = [r[0] for r in conn.execute(select(AuditEvent.target).where(AuditEvent.seq >= start))]
+    assert sorted(targets) == sorted([f"a{t}-{i}" for t in range(16) for i in range(25)]
+                                     + [f"t{t}-{i}" for t in range(4) for i in range(25)])
+    audit_tree.checkpoint(hogo)
+    assert verify(inst).ok
+
+
+def test_a_failing_group_fails_every_async_caller_in_it_and_nothing_is_stored(inst: Instance):
+    """Fail closed for asynchronous callers too: each future of the failed group raises the group's
+    error, none of its entries is stored, and the writer leads the next group normally."""
+    import asyncio
+
+    hogo, start = inst.hogo, size(inst)
+    release = threading.Event()
+
+    def blocker(_db: object) -> None:
+        release.wait(5)
+
+    def boom(_db: object) -> None:
+        raise RuntimeError("disk full")
+
+    def entry(i: int) -> Any:
+        return audit.entry(now=inst.clock.now(), event=Event.LOG_READ, outcome=Outcome.SUCCESS, ctx=CTX,
+                           target=f"q{i}")
+
+    async def main() -> list[BaseException | None]:
+        futures = [hogo.write_together_async(boom if i == 0 else None, entries=[entry(i)]) for i in range(6)]
+        while len(hogo._group_queue) < 6:
+            await asyncio.sleep(0.005)
+        release.set()
+        out = await asyncio.gather(*futures, return_exceptions=True)
+        await hogo.write_together_async(entries=[entry(99)])
+        return list(out)
+
+    first = threading.Thread(target=hogo.write_together, args=(blocker,))
+    first.start()
+    while not hogo._group_leading:
+        threading.Event().wait(0.005)
+    results = asyncio.run(main())
+    first.join()
+    assert all(isinstance(r, RuntimeError) for r in results), results
     assert size(inst) == start + 1
 
 
