@@ -230,11 +230,12 @@ def review(hogo: HogoDep, principal: PrincipalDep, file: Annotated[str | None, Q
 
 
 @router.get("/files/{code}/records/{record_id}", response_model=RecordOut, tags=["records"])
-def read_record(code: str, record_id: str, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx,
-                x_purpose: PurposeHeader = None, purpose: PurposeQuery = None,
-                reveal: Annotated[list[str] | None, Query(max_length=20)] = None) -> RecordOut:
-    r = guard.read_record(hogo, principal, code, record_id, purpose=_purpose(x_purpose, purpose),
-                          reveal=reveal or (), ctx=ctx)
+async def read_record(code: str, record_id: str, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx,
+                      x_purpose: PurposeHeader = None, purpose: PurposeQuery = None,
+                      reveal: Annotated[list[str] | None, Query(max_length=20)] = None) -> RecordOut:
+    # async: the request waits for its access record without holding a worker thread
+    r = await guard.read_record_async(hogo, principal, code, record_id, purpose=_purpose(x_purpose, purpose),
+                                      reveal=reveal or (), ctx=ctx)
     return RecordOut.model_validate(r)
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -277,9 +278,19 @@ def _record(db: Session, file_id: int, record_id: str) -> Record | None:
 # ------------------------------------------------------------------------------------ read
 
 
+@dataclasses.dataclass(frozen=True)
+class _PreparedRead:
+    """A decided read whose log entry is still to commit: ``finish`` decrypts, and is called only
+    once the entry (and ``work``) have committed."""
+
+    work: Callable[[Session], None] | None
+    entry: LogEntry
+    finish: Callable[[], RecordView]
+
+
 @guarded
-def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *, purpose: str | None,
-                reveal: Iterable[str] = (), ctx: RequestContext) -> RecordView:
+def _prepare_read(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *, purpose: str | None,
+                  reveal: Iterable[str] = (), ctx: RequestContext) -> _PreparedRead:
     reveal_set = frozenset(reveal)
     # Decide on a snapshot, without the write lock (SQLite has one writer: holding it for the
     # lookups would serialise every read) …
@@ -307,21 +318,41 @@ def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str
                 missing = sorted(reveal_set - set(fields))
                 raise ValidationFailed(f"you cannot read field(s) {', '.join(missing)}", field="reveal")
             keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
-    # … then record the access: committed with other requests' records (one commit for all)
-    # before this returns.
+    # … then the access to record: committed with other requests' records (one commit for all)
+    # before ``finish`` may run.
     if rec is None:
         entry = _access_entry(hogo, c, event, Outcome.FAILURE, records=[record_id], fields=(), decision=None,
                               reason="not_found")
-        due: list[str] = []
-    else:
-        entry = _access_entry(hogo, c, event, Outcome.SUCCESS, records=[record_id], fields=fields, decision=d,
-                              extra={"revealed": sorted(reveal_set)} if reveal_set else None)
-        due = _grants_to_touch(hogo, d)
-    hogo.write_together((lambda db: _touch_grants(db, hogo, due)) if due else None, entries=[entry])
-    if rec is None:
-        raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
+
+        def not_found() -> RecordView:
+            raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
+
+        return _PreparedRead(None, entry, not_found)
+    entry = _access_entry(hogo, c, event, Outcome.SUCCESS, records=[record_id], fields=fields, decision=d,
+                          extra={"revealed": sorted(reveal_set)} if reveal_set else None)
+    due = _grants_to_touch(hogo, d)
     # Committed: the access is on record. Only now is anything decrypted.
-    return _present(c, keys, rec, fields, reveal_set)
+    return _PreparedRead((lambda db: _touch_grants(db, hogo, due)) if due else None, entry,
+                         lambda: _present(c, keys, rec, fields, reveal_set))
+
+
+def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *, purpose: str | None,
+                reveal: Iterable[str] = (), ctx: RequestContext) -> RecordView:
+    """One record, decided, recorded (durably, before anything is decrypted), then decrypted."""
+    p = _prepare_read(hogo, principal, file_code, record_id, purpose=purpose, reveal=reveal, ctx=ctx)
+    hogo.write_together(p.work, entries=[p.entry])
+    return p.finish()
+
+
+async def read_record_async(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *,
+                            purpose: str | None, reveal: Iterable[str] = (), ctx: RequestContext) -> RecordView:
+    """``read_record`` for an event loop: the decision runs in a worker thread, the access record is
+    awaited (``Hogo.write_together_async``: no thread waits for the commit), then the values are
+    decrypted — the same steps in the same order, so the same guarantees."""
+    p = await anyio.to_thread.run_sync(functools.partial(
+        _prepare_read, hogo, principal, file_code, record_id, purpose=purpose, reveal=tuple(reveal), ctx=ctx))
+    await hogo.write_together_async(p.work, entries=[p.entry])
+    return p.finish()
 
 
 @guarded
