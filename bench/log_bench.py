@@ -80,6 +80,7 @@ TARGETS = {
 @dataclasses.dataclass
 class LogOptions:
     threads: int = 16
+    async_callers: int = 64  # tasks on one event loop, each awaiting one entry per durable commit
     duration: float = 3.0  # seconds per measured run
     rounds: int = 2  # A B rounds
     batch: int = 1000  # entries per transaction in the batch mode
@@ -249,6 +250,32 @@ def _run_threads(k: int, duration: float, call: Callable[[int, int], None]) -> t
     return sum(counts), elapsed
 
 
+def _run_async(k: int, duration: float, call: Callable[[int, int], Any]) -> tuple[int, float]:
+    """``k`` tasks on one event loop, each awaiting ``call(task, n)`` until ``duration`` has passed (as
+    an async server's request handlers await their log entries); (calls completed, seconds)."""
+    import asyncio
+
+    async def main() -> tuple[int, float]:
+        stop = asyncio.Event()
+        counts = [0] * k
+
+        async def worker(j: int) -> None:
+            n = 0
+            while not stop.is_set():
+                await call(j, n)
+                n += 1
+            counts[j] = n
+
+        tasks = [asyncio.create_task(worker(j)) for j in range(k)]
+        t0 = time.perf_counter()
+        await asyncio.sleep(duration)
+        stop.set()
+        await asyncio.gather(*tasks)  # an error here voids the measurement
+        return sum(counts), time.perf_counter() - t0
+
+    return asyncio.run(main())
+
+
 def _append_modes(hogo: Any, opts: LogOptions) -> dict[str, Callable[[float], dict[str, Any]]]:
     from sqlalchemy import event, select
 
@@ -273,10 +300,10 @@ def _append_modes(hogo: Any, opts: LogOptions) -> dict[str, Callable[[float], di
         with hogo.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(plain)).scalar_one())
 
-    def measured(threads: int, per_call: int, call: Callable[[int, int], None], count: Callable[[], int],
-                 duration: float) -> dict[str, Any]:
+    def measured(threads: int, per_call: int, call: Callable[[int, int], Any], count: Callable[[], int],
+                 duration: float, run: Callable[..., tuple[int, float]] = _run_threads) -> dict[str, Any]:
         before, c0 = count(), commits[0]
-        calls, elapsed = _run_threads(threads, duration, call)
+        calls, elapsed = run(threads, duration, call)
         entries = calls * per_call
         if count() - before != entries:
             raise AssertionError(f"{entries} entries acknowledged but {count() - before} stored")
@@ -291,6 +318,15 @@ def _append_modes(hogo: Any, opts: LogOptions) -> dict[str, Callable[[float], di
         row = (next(seqs), *template[1:])
         hogo.write_together(lambda db: db.connection().exec_driver_sql(plain_sql, row))
 
+    def hogo_async(j: int, n: int) -> Any:
+        return hogo.write_together_async(entries=[access.entry(hogo, j * 10**7 + n)])
+
+    def plain_async(_j: int, _n: int) -> Any:
+        row = (next(seqs), *template[1:])
+        # the driver's own execute: the cheapest plain insert there is
+        return hogo.write_together_async(lambda db: db.connection().connection.driver_connection.execute(
+            plain_sql, row))
+
     def hogo_batch(j: int, n: int) -> None:
         hogo.write_together(entries=[access.entry(hogo, j * 10**7 + n * batch + i) for i in range(batch)])
 
@@ -301,6 +337,8 @@ def _append_modes(hogo: Any, opts: LogOptions) -> dict[str, Callable[[float], di
     return {
         "concurrent hogo": lambda d: measured(k, 1, hogo_one, head, d),
         "concurrent plain": lambda d: measured(k, 1, plain_one, plain_count, d),
+        "async hogo": lambda d: measured(opts.async_callers, 1, hogo_async, head, d, _run_async),
+        "async plain": lambda d: measured(opts.async_callers, 1, plain_async, plain_count, d, _run_async),
         "batch hogo": lambda d: measured(1, batch, hogo_batch, head, d),
         "batch plain": lambda d: measured(1, batch, plain_batch, plain_count, d),
     }
@@ -317,7 +355,7 @@ def _bench_appends_on(hogo: Any, opts: LogOptions) -> dict[str, Any]:
             log(f"  round {r}: {name} ({opts.duration:g} s)")
             runs.append({"round": r, "mode": name, **fn(opts.duration)})
     out: dict[str, Any] = {"runs": runs}
-    for kind in ("concurrent", "batch"):
+    for kind in ("concurrent", "async", "batch"):
         h = statistics.fmean(x["entries_per_s"] for x in runs if x["mode"] == f"{kind} hogo")
         p = statistics.fmean(x["entries_per_s"] for x in runs if x["mode"] == f"{kind} plain")
         epc = statistics.fmean(x["entries_per_commit"] for x in runs if x["mode"] == f"{kind} hogo")
@@ -329,7 +367,8 @@ def _bench_appends_on(hogo: Any, opts: LogOptions) -> dict[str, Any]:
 def bench_appends(opts: LogOptions) -> dict[str, Any]:
     out: dict[str, Any] = {
         "threads": opts.threads, "batch_entries": opts.batch, "duration_s": opts.duration, "rounds": opts.rounds,
-        "order": "concurrent hogo, concurrent plain, batch hogo, batch plain; per round",
+        "async_callers": opts.async_callers,
+        "order": "concurrent hogo, concurrent plain, async hogo, async plain, batch hogo, batch plain; per round",
         "entry": "data:record:read of one record (file, purpose, 3 fields, client, session): one entry, one ref",
         "plain": "the same columns into a plain table with audit_events' indexes, no triggers; payload "
                  "precomputed, zero leaf hash; no encoding, hashing, head update, record refs or tiles",
@@ -759,7 +798,7 @@ def print_log_report(res: dict[str, Any]) -> None:
             if "skipped" in d:
                 print(f"   {key:<11} skipped: {d['skipped']}")
                 continue
-            for kind in ("concurrent", "batch"):
+            for kind in ("concurrent", "async", "batch"):
                 m = d[kind]
                 print(f"   {key:<11} {kind:<11} {m['hogo_entries_per_s']:15,.0f} {m['plain_entries_per_s']:16,.0f} "
                       f"{m['ratio_hogo_over_plain']:11.3f} {m['hogo_entries_per_commit']:15.1f}")
@@ -834,13 +873,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full", action="store_true", help="proofs over 10,000,000 entries (default 1,000,000)")
     p.add_argument("--pg", default=None, help="PostgreSQL URL (default HOGO_BENCH_PG_URL, then HOGO_TEST_PG_URL)")
     p.add_argument("--threads", type=int, default=16)
+    p.add_argument("--async-callers", type=int, default=LogOptions.async_callers,
+                   help="tasks on one event loop for the async append mode")
     p.add_argument("--duration", type=float, default=3.0)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--only", default="append,verify,proofs,bulk")
     p.add_argument("--profile", action="store_true", help="also profile verify_database and batch appends")
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON here too")
     args = p.parse_args(argv)
-    opts = LogOptions(threads=args.threads, duration=args.duration, rounds=args.rounds,
+    opts = LogOptions(threads=args.threads, async_callers=args.async_callers, duration=args.duration, rounds=args.rounds,
                       pg_url=args.pg or pg_url_from_env(), profile=args.profile,
                       only=frozenset(s.strip() for s in args.only.split(",") if s.strip()))
     if args.quick:
