@@ -77,7 +77,7 @@ class CopyView:
 
 @dataclasses.dataclass(frozen=True)
 class CopyContents:
-    copy: CopyView
+    working_copy: CopyView
     rows: list[dict[str, Any]]  # {"record_id": …, "values": {field: value}}
 
 
@@ -140,6 +140,7 @@ def create_copy(hogo: Hogo, actor: Principal, file_code: str, *, fields: Sequenc
         raise ValidationFailed("the expiry needs a time zone", field="expires")
     if expires_at <= now:
         raise ValidationFailed("the expiry must be in the future", field="expires")
+    expires_at = expires_at.astimezone(dt.UTC)
     if expires_at - now > MAX_LIFETIME:
         raise ValidationFailed(f"a working copy lives at most {MAX_LIFETIME.days} days (ANON-17: erased promptly)",
                                field="expires", requirement="ANON-17")
