@@ -6,10 +6,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from test_marks import P_STAFF, staff_spec
 
 from hogo.services import files, grants, guard
 from support import CTX, Instance, Org, bearer, make_org
-from test_marks import P_STAFF, staff_spec
 
 FILE = "payroll-mynumber"
 STAFF = "staff-list"

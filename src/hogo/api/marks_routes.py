@@ -125,7 +125,7 @@ def create_copy(body: CopyIn, hogo: HogoDep, principal: PrincipalDep, ctx: Actor
 
 
 @router.get("/workcopies", response_model=list[CopyOut], tags=["workcopies"])
-def list_copies(hogo: HogoDep, principal: PrincipalDep, all: bool = False) -> list[CopyOut]:  # noqa: A002
+def list_copies(hogo: HogoDep, principal: PrincipalDep, all: bool = False) -> list[CopyOut]:
     return [CopyOut.model_validate(c) for c in workcopies.list_copies(hogo, principal, include_disposed=all)]
 
 
