@@ -291,3 +291,19 @@ def test_expired_copies_are_disposed_of_by_the_background_job_and_the_manager_co
     (confirmed,) = log(org, Event.WORKCOPY_CONFIRMED)
     assert confirmed.actor_name == "pm.takahashi" and confirmed.logged.details["copy"] == soon.id
     assert [v.id for v in workcopies.report(hogo, org.p("gpm.sato"))["awaiting_confirmation"]] == [now_gone.id]
+
+
+def test_a_marks_change_through_a_definition_update_is_kept_in_the_history_SEC_46(org: Org):
+    """SEC-46(3): ``file update`` with other marks is a marks change too: kept with its basis, logged."""
+    hogo = org.inst.hogo
+    staff_file(org)
+    spec = staff_spec()
+    spec["restrictions"] = ["no_distribution"]
+    files.update_file(hogo, org.p("pm.takahashi"), STAFF, spec, ctx=CTX)
+    spec["description"] = "説明だけの変更"
+    files.update_file(hogo, org.p("pm.takahashi"), STAFF, spec, ctx=CTX)  # marks unchanged: no history row
+    (h,) = marks.history(hogo, org.p("pm.takahashi"), STAFF)
+    assert (h.version, h.basis, h.before["restrictions"], h.after["restrictions"]) == (
+        2, "decider", [], ["no_distribution"])
+    assert h.reason == "file definition updated (version 2)"
+    assert [e.outcome for e in log(org, Event.MARKS_CHANGED)] == ["success"]

@@ -132,6 +132,7 @@ def create_copy(hogo: Hogo, actor: Principal, file_code: str, *, fields: Sequenc
                 ctx: RequestContext) -> CopyView:
     """A working copy of ``fields`` of the records of ``file_code`` the actor's grants cover for
     ``purpose`` (and that match ``where``), held by the actor until ``expires_at``."""
+    actor.require_data_scope(Permission.DATA_READ)
     wanted = _fields(fields)
     conditions = dict(where or {})
     why = _text(purpose, "purpose", 200)
@@ -199,8 +200,10 @@ def _may_see(actor: Principal, row: WorkingCopy) -> bool:
     return row.holder_id == actor.user_id or _oversees(actor, row) or Role.AUDITOR in actor.role_set
 
 
-def _get(db: Session, actor: Principal, copy_id: str) -> WorkingCopy:
-    row = db.get(WorkingCopy, copy_id.strip())
+def _get(db: Session, actor: Principal, copy_id: str, *, lock: bool = False) -> WorkingCopy:
+    """The copy if the actor may see it (``lock``: held until the transaction ends, against a concurrent
+    disposal)."""
+    row = db.get(WorkingCopy, copy_id.strip()[:40], with_for_update=lock or None)
     if row is None or not _may_see(actor, row):
         raise NotFound(f"no working copy {copy_id!r}", code="working_copy_not_found")
     return row
@@ -240,7 +243,7 @@ def report(hogo: Hogo, actor: Principal) -> dict[str, list[CopyView]]:
 
 def read_copy(hogo: Hogo, actor: Principal, copy_id: str, *, ctx: RequestContext) -> CopyContents:
     """The copy's rows, for its holder only; the read is logged before anything is decrypted."""
-    actor.require(Permission.SELF_READ)
+    actor.require_data_scope(Permission.DATA_READ)
     with hogo.unit_of_work(readonly=True) as db:
         row = _get(db, actor, copy_id)
         file_code = row.file_code
@@ -256,7 +259,7 @@ def read_copy(hogo: Hogo, actor: Principal, copy_id: str, *, ctx: RequestContext
                             requirement="ANON-17")
         raise Conflict("this working copy has expired or been disposed of", code="working_copy_gone")
     with hogo.unit_of_work() as db:
-        row = _get(db, actor, copy_id)
+        row = _get(db, actor, copy_id, lock=True)
         data = db.get(WorkingCopyData, row.id)
         if data is None or row.wrapped_key is None or row.status != "live":
             raise Conflict("this working copy has been disposed of", code="working_copy_gone")
@@ -290,7 +293,7 @@ def dispose_copy(hogo: Hogo, actor: Principal, copy_id: str, *, ctx: RequestCont
     """Dispose of a copy now: its holder, or the file's protection manager (or the general one)."""
     actor.require(Permission.SELF_READ)
     with hogo.unit_of_work() as db:
-        row = _get(db, actor, copy_id)
+        row = _get(db, actor, copy_id, lock=True)
         if row.holder_id != actor.user_id and not _oversees(actor, row):
             raise Forbidden("only the holder or the file's protection manager may dispose of a working copy",
                             code="not_holder", requirement="ANON-17")
@@ -307,7 +310,7 @@ def confirm_disposal(hogo: Hogo, actor: Principal, copy_id: str, *, note: str | 
     key is gone and no data is left. The holder does not confirm their own copy."""
     actor.require(Permission.SELF_READ)
     with hogo.unit_of_work() as db:
-        row = _get(db, actor, copy_id)
+        row = _get(db, actor, copy_id, lock=True)
         if not _oversees(actor, row) or row.holder_id == actor.user_id:
             raise Forbidden("the erasure of a working copy is confirmed by the file's protection manager (or the "
                             "general protection manager), not by its holder", code="not_confirmer",
