@@ -68,6 +68,13 @@ def test_file_marks_by_the_manager_refused_for_a_clerk_then_a_working_copy_SEC_4
     data = cli.json("workcopy", "read", w["id"], as_=ITO)
     assert data["rows"] == [{"record_id": "E1", "values": {"name": "伊藤 翔"}}]
     assert cli.json("workcopy", "read", w["id"], as_=PM, expect=4)["error"]["code"] == "not_holder"
+    human = cli("workcopy", "read", w["id"], as_=ITO)
+    assert human.exit_code == 0 and "伊藤 翔" in human.stdout and "表示 marks" in human.stdout
+    assert "配付禁止" in human.stdout and "1 record(s)" in human.stdout
+    listed = cli("workcopy", "list", as_=ITO)
+    assert listed.exit_code == 0 and w["id"] in listed.stdout
+    changed = cli("file", "marks", FILE, "--availability", "2", "--reason", "業務継続のため", as_=PM)
+    assert changed.exit_code == 0 and "C3-I2-A2" in changed.stdout and "version 3" in changed.stdout
     rep = cli.json("workcopy", "report", as_=PM)
     assert [x["id"] for x in rep["outstanding"]] == [w["id"]]
     assert w["id"] in cli("workcopy", "report", as_=PM).stdout
