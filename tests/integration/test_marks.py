@@ -307,3 +307,23 @@ def test_a_marks_change_through_a_definition_update_is_kept_in_the_history_SEC_4
         2, "decider", [], ["no_distribution"])
     assert h.reason == "file definition updated (version 2)"
     assert [e.outcome for e in log(org, Event.MARKS_CHANGED)] == ["success"]
+
+
+def test_live_copies_follow_their_sources_marks_and_a_no_copy_source_disposes_of_them_SEC_46_ANON_17(org: Org):
+    """SEC-46(2): when the source's marks become stricter, its live copies take them (never laxer); once the
+    source is marked no-copy, its copies are disposed of in the same transaction (logged)."""
+    hogo = org.inst.hogo
+    staff_file(org)
+    c = workcopies.create_copy(hogo, org.p("clerk.ito"), STAFF, fields=["name"], purpose=P_STAFF,
+                               expires_at=_expires(org, days=1), ctx=CTX)
+    marks.change_marks(hogo, org.p("pm.takahashi"), STAFF, confidentiality=3, reason="引上げ", ctx=CTX)
+    marks.change_marks(hogo, org.p("pm.takahashi"), STAFF, confidentiality=1, unrestrict=["encryption_required"],
+                       reason="引下げ", ctx=CTX)
+    v = workcopies.show_copy(hogo, org.p("clerk.ito"), c.id)
+    assert v.status == "live" and v.marks["label"] == "C3-I1-A1"  # the copy keeps the stricter marks
+    marks.change_marks(hogo, org.p("pm.takahashi"), STAFF, restrict=["no_copy"], reason="複製禁止", ctx=CTX)
+    v = workcopies.show_copy(hogo, org.p("clerk.ito"), c.id)
+    assert v.status == "disposed" and v.disposal_reason == "source_no_copy" and v.key_destroyed
+    assert "no_copy" in v.marks["restrictions"]
+    (disposed,) = log(org, Event.WORKCOPY_DISPOSED)
+    assert disposed.logged.details["reason"] == "source_no_copy"

@@ -87,6 +87,9 @@ def record_change(hogo: Hogo, db: Session, actor: Principal, row: PersonalDataFi
                  actor_name=actor.username, target=f"file:{row.code}", file_code=row.code,
                  details={"version": row.version, "before": before.label, "after": after.label, "basis": basis,
                           "reason": reason})
+    from hogo.services import workcopies
+
+    workcopies.follow_source_marks(hogo, db, row.id, after, ctx)  # copies keep up with their source (SEC-46(2))
     return change
 
 

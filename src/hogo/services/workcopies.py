@@ -331,6 +331,19 @@ def confirm_disposal(hogo: Hogo, actor: Principal, copy_id: str, *, note: str | 
         return _view(db, row)
 
 
+def follow_source_marks(hogo: Hogo, db: Session, file_id: int, marks: Marks, ctx: RequestContext) -> None:
+    """A source file's marks changed: its live copies take the stricter of their marks and the new ones
+    (a copy's marks never become laxer, SEC-46(2)); a copy the new marks forbid (no_copy) is disposed of
+    at once, in the same transaction as the change."""
+    rows = db.scalars(select(WorkingCopy).where(WorkingCopy.file_id == file_id, WorkingCopy.status == "live")
+                      .with_for_update()).all()
+    for row in rows:
+        merged = strictest([Marks.from_dict(row.marks), marks])
+        if refusals(merged, Use.WORKING_COPY, encrypted=True):
+            _dispose(db, hogo, row, by=None, reason="source_no_copy", ctx=ctx)
+        row.marks = merged.to_dict()
+
+
 def dispose_expired(hogo: Hogo, *, batch: int = 100) -> int:
     """The background job: dispose of every copy whose deadline has passed (each in its own transaction)."""
     done = 0

@@ -61,6 +61,7 @@ MARKS_MESSAGES: dict[str, tuple[str, str]] = {
     "wc.status.disposed": ("廃棄済", "disposed"),
     "wc.reason.expired": ("期限切れ", "expired"),
     "wc.reason.on_demand": ("手動", "on demand"),
+    "wc.reason.source_no_copy": ("複製元が複製禁止に", "source marked no-copy"),
     "wc.read": ("内容を表示", "Show contents"),
     "wc.dispose": ("廃棄する", "Dispose of"),
     "wc.confirm": ("消去を確認", "Confirm erasure"),
