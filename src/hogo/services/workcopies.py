@@ -12,6 +12,8 @@ deadline of at most ``MAX_LIFETIME``.
   marks (``no_copy``) and its grants (ANON-7: copying only where the manager allows).
 * **Marks.** The copy carries the strictest marks of its sources (SEC-46(2), ``handling.strictest``);
   a source restriction that forbids a working copy (``no_copy``) refuses it, and the refusal is logged.
+  When the source's marks change, live copies take the stricter ones; a source newly marked ``no_copy``
+  disposes of its live copies (``follow_source_marks``).
 * **Holder only.** Only the holder reads the copy's rows; every read is logged. Managers see the
   copy's description (file, fields, count, purpose, deadline), never its rows.
 * **Disposal.** At the deadline the background job disposes of it (``dispose_expired``); the holder or
