@@ -61,6 +61,7 @@ class FileOut(Out):
     spec: dict[str, Any]
     created_at: dt.datetime
     updated_at: dt.datetime
+    marks: dict[str, Any]  # classification and restrictions (Marks.to_dict, label_ja): shown everywhere (SEC-46)
 
 
 class GrantIn(In):
@@ -124,6 +125,7 @@ class RecordOut(Out):
     updated_at: dt.datetime
     classification: str
     restrictions: list[str]
+    marks: dict[str, Any]  # the file's marks, with every record (SEC-46)
 
 
 class RowProblemOut(Out):

@@ -106,9 +106,15 @@ def restrictions_text(restrictions: Sequence[str]) -> str:
     return ", ".join(f"{RESTRICTION_LABELS.get(r, r)} {r}" for r in restrictions)
 
 
-def marking(classification: str, restrictions: Sequence[str]) -> Text:
-    """The classification and handling restrictions, to be shown prominently (明示, SEC-5)."""
-    line = Text("格付 classification: ", style="bold")
+def marking(classification: str, restrictions: Sequence[str], marks: dict[str, Any] | None = None) -> Text:
+    """The classification and handling restrictions, to be shown prominently (明示, SEC-5, SEC-46): in
+    Japanese first (``marks.label_ja``), then in English."""
+    line = Text()
+    if marks and marks.get("label_ja"):
+        line.append("表示 marks: ", style="bold")
+        line.append(str(marks["label_ja"]), style="bold red")
+        line.append("   ")
+    line.append("格付 classification: ", style="bold")
     line.append(classification_text(classification), style="bold red")
     line.append("   取扱制限 restrictions: ", style="bold")
     line.append(restrictions_text(restrictions), style="bold red")
@@ -166,7 +172,7 @@ def _show_file(out: Output, f: dict[str, Any], message: str | None = None) -> No
     def human(c: Console) -> None:
         if message:
             out.say(message, style="green")
-        c.print(Panel(marking(str(f.get("classification") or ""), f.get("restrictions") or ()),
+        c.print(Panel(marking(str(f.get("classification") or ""), f.get("restrictions") or (), f.get("marks")),
                       title=f"{f['code']}", title_align="left", expand=False))
         c.print(kv_table(_file_rows(f)))
         c.print(_fields_table(f.get("spec") or {}))
@@ -287,7 +293,8 @@ def file_list(json_out: JsonOpt = False) -> None:
         c.print(table(
             ["Code", "Name", "Kind", "Dept", "Responsible", "Classification", "Restrictions", "Version", "Records"],
             [[f["code"], f["name"], KIND_LABELS.get(f["kind"], f["kind"]), f["department"], f["responsible"],
-              Text(classification_text(f["classification"]), style="bold"),
+              Text(classification_text(f["classification"]) + "\n" + str((f.get("marks") or {}).get("label_ja") or ""),
+                   style="bold"),
               Text(restrictions_text(f.get("restrictions") or ()), style="bold"), f["version"], f["records"]]
              for f in rows],
         ))
@@ -494,7 +501,7 @@ def _labels(client: ApiClient, file: str) -> dict[str, str]:
 def _record_header(r: dict[str, Any]) -> Text:
     line = Text(f"{r['file']} / {r['record_id']}", style="bold")
     line.append("   ")
-    line.append_text(marking(str(r.get("classification") or ""), r.get("restrictions") or ()))
+    line.append_text(marking(str(r.get("classification") or ""), r.get("restrictions") or (), r.get("marks")))
     return line
 
 
@@ -572,7 +579,8 @@ def record_find(
         if not rows:
             out.say("No records match.")
             return
-        c.print(marking(str(rows[0].get("classification") or ""), rows[0].get("restrictions") or ()),
+        c.print(marking(str(rows[0].get("classification") or ""), rows[0].get("restrictions") or (),
+                        rows[0].get("marks")),
                 soft_wrap=True)
         names: list[str] = []
         for r in rows:

@@ -77,6 +77,13 @@ class Event(StrEnum):
     APPROVAL_CANCELLED = "approval:request:cancelled"
     APPROVAL_FAILED = "approval:request:failed"
     RECORD_CORRECTED = "data:record:correct"
+    # Marks and working copies (issue 5): SEC-46(3) marks revised (or refused), ANON-17 temporary working copies.
+    MARKS_CHANGED = "data:file:marks_changed"
+    RECORDS_COPIED = "data:record:copy"  # source records read into a working copy (an access to the source)
+    WORKCOPY_CREATED = "data:workcopy:created"
+    WORKCOPY_READ = "data:workcopy:read"
+    WORKCOPY_DISPOSED = "data:workcopy:disposed"
+    WORKCOPY_CONFIRMED = "data:workcopy:disposal_confirmed"
 
 
 class Outcome(StrEnum):

@@ -1,5 +1,6 @@
 """Periodic work of a running server, in one daemon thread: signing log checkpoints and anchoring
-them off-host (every second, when due), the scheduled log analysis, and payload retention (daily).
+them off-host (every second, when due), the scheduled log analysis, payload retention (daily), and
+disposing of expired working copies (every minute).
 
 Each job runs in its own try: one failing job never stops the others, and every failure goes to the
 server log. Several server processes may each run this: every job is safe to run concurrently
@@ -18,6 +19,7 @@ from hogo.bootstrap import Hogo
 log = logging.getLogger("hogo.background")
 
 RETENTION_INTERVAL_S = 24 * 3600
+WORKING_COPY_INTERVAL_S = 60.0  # expired working copies are disposed of within a minute (ANON-17)
 
 
 class BackgroundJobs:
@@ -29,12 +31,13 @@ class BackgroundJobs:
         self._last_run: dict[str, float] = {}
 
     def jobs(self) -> list[tuple[str, float, Callable[[Hogo], object]]]:
-        from hogo.services import analysis, audit_access, audit_tree
+        from hogo.services import analysis, audit_access, audit_tree, workcopies
 
         return [
             ("checkpoint", self.tick_s, audit_tree.checkpoint_if_due),
             ("analysis", float(self.hogo.settings.analysis_interval_s), analysis.run_scheduled),
             ("retention", RETENTION_INTERVAL_S, lambda h: audit_access.run_retention(h)),
+            ("working_copies", WORKING_COPY_INTERVAL_S, lambda h: workcopies.dispose_expired(h)),  # ANON-17
         ]
 
     def run_once(self, *, force: bool = False) -> None:

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from hogo.bootstrap import Hogo
 from hogo.crypto.envelope import ALG_AES_256_GCM, ALGORITHMS, FileKeys, WrappedKey, new_wrapped_key, unwrap_file_keys
 from hogo.domain.events import Event, Outcome
-from hogo.domain.files import FileSpec, SpecError, check_evolution, parse_spec
+from hogo.domain.files import Classification, FileSpec, Restriction, SpecError, check_evolution, parse_spec
+from hogo.domain.handling import Marks
 from hogo.domain.roles import Permission, Role
 from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hogo.services import audit
@@ -41,6 +42,18 @@ class FileView:
     spec: dict[str, Any]
     created_at: dt.datetime
     updated_at: dt.datetime
+    marks: dict[str, Any] = dataclasses.field(default_factory=dict)  # marks_view: shown wherever the file is (SEC-46)
+
+
+def marks_of(row: PersonalDataFile) -> Marks:
+    """The file's marks (格付と取扱制限) as its current definition has them."""
+    return Marks(Classification(row.confidentiality, row.integrity, row.availability),
+                 frozenset(Restriction(r) for r in row.restrictions))
+
+
+def marks_view(marks: Marks) -> dict[str, Any]:
+    """``Marks.to_dict()`` plus the Japanese label and the one-line label, for every output (明示, SEC-46)."""
+    return {**marks.to_dict(), "label_ja": marks.label_ja, "label_full": marks.label}
 
 
 def spec_problems_error(exc: SpecError) -> ValidationFailed:
@@ -89,8 +102,12 @@ def _view(db: Session, row: PersonalDataFile) -> FileView:
         responsible=resp.username if resp else "", version=row.version,
         classification=f"C{row.confidentiality}-I{row.integrity}-A{row.availability}",
         restrictions=tuple(row.restrictions), purposes=tuple(spec.get("purposes", ())), records=int(count),
-        spec=spec, created_at=row.created_at, updated_at=row.updated_at,
+        spec=spec, created_at=row.created_at, updated_at=row.updated_at, marks=marks_view(marks_of(row)),
     )
+
+
+def file_view(db: Session, row: PersonalDataFile) -> FileView:
+    return _view(db, row)
 
 
 def _stored_spec(spec: FileSpec) -> dict[str, Any]:
@@ -166,33 +183,53 @@ def update_file(hogo: Hogo, actor: Principal, code: str, raw_spec: dict[str, Any
         problems = check_evolution(old, spec)
         if problems:
             raise spec_problems_error(SpecError(problems))
-        now = hogo.clock.now()
-        stored = _stored_spec(spec)
-        raised_to_integrity_2 = row.integrity < 2 <= spec.classification.integrity
-        row.version += 1
-        row.name = spec.name
-        row.spec = stored
-        row.kind = spec.kind.value
-        row.confidentiality = spec.classification.confidentiality
-        row.integrity = spec.classification.integrity
-        row.availability = spec.classification.availability
-        row.restrictions = sorted(r.value for r in spec.restrictions)
-        row.updated_at = now
-        dept = db.scalar(select(Department).where(Department.code == spec.department))
-        resp = db.scalar(select(User).where(User.username == spec.responsible))
-        if dept is None or resp is None:
-            raise ValidationFailed("department or responsible person unknown", field="department")
-        row.department_id, row.responsible_id = dept.id, resp.id
-        db.add(FileVersion(file_id=row.id, version=row.version, spec=stored, created_at=now,
-                           created_by_id=actor.user_id))
-        audit.record(
-            db, now=now, event=Event.FILE_UPDATED, outcome=Outcome.SUCCESS, ctx=ctx, actor_id=actor.user_id,
-            actor_name=actor.username, target=f"file:{row.code}", details={"version": row.version},
-        )
-        if raised_to_integrity_2:
-            _commit_versions(hogo, db, actor, row, ctx)
+        from hogo.services import marks as marks_service
+
+        before, after = marks_of(row), Marks.of(spec)
+        basis: str | None = None
+        if after != before:
+            # Marks are revised only by their decider, successor or superior (SEC-46(3)); the change is kept.
+            basis = marks_service.revision_basis(db, actor, row)
+            if basis is None:
+                raise Forbidden("only the person who decided this file's marks, their successor or their "
+                                "superior may change them", code="marks_change_refused", requirement="SEC-46")
+        write_version(hogo, db, actor, row, spec, ctx)
+        if basis is not None:
+            marks_service.record_change(hogo, db, actor, row, before, after, basis=basis,
+                                        reason=f"file definition updated (version {row.version})", ctx=ctx)
         db.flush()
         return _view(db, row)
+
+
+def write_version(hogo: Hogo, db: Session, actor: Principal, row: PersonalDataFile, spec: FileSpec,
+                  ctx: RequestContext) -> None:
+    """A new version of the file's definition: the row takes the spec's items, the version is kept and
+    logged; a file raised to integrity 2 gets its records' versions logged (SEC-133(2))."""
+    now = hogo.clock.now()
+    stored = _stored_spec(spec)
+    raised_to_integrity_2 = row.integrity < 2 <= spec.classification.integrity
+    row.version += 1
+    row.name = spec.name
+    row.spec = stored
+    row.kind = spec.kind.value
+    row.confidentiality = spec.classification.confidentiality
+    row.integrity = spec.classification.integrity
+    row.availability = spec.classification.availability
+    row.restrictions = sorted(r.value for r in spec.restrictions)
+    row.updated_at = now
+    dept = db.scalar(select(Department).where(Department.code == spec.department))
+    resp = db.scalar(select(User).where(User.username == spec.responsible))
+    if dept is None or resp is None:
+        raise ValidationFailed("department or responsible person unknown", field="department")
+    row.department_id, row.responsible_id = dept.id, resp.id
+    db.add(FileVersion(file_id=row.id, version=row.version, spec=stored, created_at=now,
+                       created_by_id=actor.user_id))
+    audit.record(
+        db, now=now, event=Event.FILE_UPDATED, outcome=Outcome.SUCCESS, ctx=ctx, actor_id=actor.user_id,
+        actor_name=actor.username, target=f"file:{row.code}", details={"version": row.version},
+    )
+    if raised_to_integrity_2:
+        _commit_versions(hogo, db, actor, row, ctx)
 
 
 def _commit_versions(hogo: Hogo, db: Session, actor: Principal, row: PersonalDataFile, ctx: RequestContext,

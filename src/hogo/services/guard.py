@@ -32,7 +32,16 @@ from hogo.bootstrap import Hogo
 from hogo.crypto.envelope import FileKeys
 from hogo.domain.auditlog import LogEntry
 from hogo.domain.events import Event, Outcome
-from hogo.domain.files import Action, FileSpec, cells_normaliser, normalise_record, normalise_value
+from hogo.domain.files import (
+    Action,
+    Classification,
+    FileSpec,
+    Restriction,
+    cells_normaliser,
+    normalise_record,
+    normalise_value,
+)
+from hogo.domain.handling import Marks
 from hogo.domain.identifiers import mask
 from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable_fields
 from hogo.domain.roles import Permission
@@ -40,7 +49,7 @@ from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hogo.services import audit, audit_tree, integrity
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
-from hogo.services.files import file_by_code, file_keys, load_spec
+from hogo.services.files import file_by_code, file_keys, load_spec, marks_view
 from hogo.services.grants import candidate_grants
 from hogo.store.bulk import insert_many
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
@@ -70,6 +79,7 @@ class RecordView:
     updated_at: dt.datetime
     classification: str
     restrictions: tuple[str, ...]
+    marks: dict[str, Any] = dataclasses.field(default_factory=dict)  # files.marks_view: shown with every record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,8 +266,18 @@ def _present(c: _Context, keys: FileKeys, rec: Any, fields: Sequence[str], revea
         record_id=rec.record_id, file=c.row.code, segment=rec.segment, revision=rec.revision, values=ordered,
         masked=tuple(masked), revealed=tuple(sorted(reveal & set(values))), created_at=rec.created_at,
         updated_at=rec.updated_at, classification=f"C{c.row.confidentiality}-I{c.row.integrity}-A{c.row.availability}",
-        restrictions=tuple(c.row.restrictions),
+        restrictions=tuple(c.row.restrictions), marks=_marks(c.row),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _marks_of(conf: int, integ: int, avail: int, restrictions: tuple[str, ...]) -> dict[str, Any]:
+    return marks_view(Marks(Classification(conf, integ, avail), frozenset(Restriction(r) for r in restrictions)))
+
+
+def _marks(row: _FileRef) -> dict[str, Any]:
+    """The file's marks for a record's output (SEC-46: every record shows them), built once per distinct marks."""
+    return _marks_of(row.confidentiality, row.integrity, row.availability, tuple(row.restrictions))
 
 
 _RECORD_FOR_READ = (
@@ -397,6 +417,46 @@ def find_records(hogo: Hogo, principal: Principal, file_code: str, where: Mappin
                        fields=fields_read, decision=d, extra={"where_fields": sorted(where)})
         _touch_grants(db, hogo, _grants_to_touch(hogo, d))
     return [_present(c, keys, rec, fs, frozenset()) for rec, fs in allowed]
+
+
+@guarded
+def copy_records(hogo: Hogo, principal: Principal, file_code: str, fields: Sequence[str], where: Mapping[str, str],
+                 *, purpose: str | None, ctx: RequestContext, limit: int, details: Mapping[str, Any]
+                 ) -> list[RecordView]:
+    """The source records of a working copy (ANON-17): only ``fields``, only records the requester's grants
+    cover for ``purpose`` (a ``read`` of those fields: the copy stays inside hogo), optionally only those
+    whose indexed fields equal ``where``; one logged access (``data:record:copy``) before any decryption.
+    Identification codes stay masked. More than ``limit`` matches is refused (narrow the selection)."""
+    with hogo.unit_of_work() as db:
+        c = _open(hogo, db, principal, file_code, purpose, Action.READ, ctx)
+        unknown = [f for f in [*fields, *where] if f not in c.spec.field_names]
+        if unknown:
+            raise ValidationFailed(f"no field(s) {', '.join(sorted(set(unknown)))} in this file", field="fields")
+        keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
+        q = select(Record).where(Record.file_id == c.row.id)
+        for name, raw in where.items():
+            f = c.spec.field(name)
+            if not f.indexed:
+                raise ValidationFailed(f"field {name!r} is not indexed (exact-match selection needs indexed: true)",
+                                       field="where")
+            try:
+                digest = keys.blind_index(name, normalise_value(f, raw))
+            except ValueError as exc:
+                raise ValidationFailed(f"{name}: {exc}", field="where") from None
+            q = q.where(Record.id.in_(select(RecordIndex.record_pk).where(
+                RecordIndex.file_id == c.row.id, RecordIndex.field == name, RecordIndex.digest == digest)))
+        named = sorted({*fields, *where})
+        d = _decide(hogo, c, Action.READ, fields=named, segment=None, segment_applies=False)
+        if not d.allowed:
+            raise _deny(hogo, c, Event.RECORDS_COPIED, d, records=[], fields=named)
+        matches = db.scalars(q.order_by(Record.id).limit(limit + 1)).all()
+        if len(matches) > limit:
+            raise ValidationFailed(f"more than {limit} records match: narrow the selection (--where)", field="where")
+        allowed = [rec for rec in matches if _decide(hogo, c, Action.READ, fields=fields, segment=rec.segment).allowed]
+        _record_access(db, hogo, c, Event.RECORDS_COPIED, Outcome.SUCCESS, records=[r.record_id for r in allowed],
+                       fields=fields, decision=d, extra={"where_fields": sorted(where), **details})
+        _touch_grants(db, hogo, _grants_to_touch(hogo, d))
+    return [_present(c, keys, rec, fields, frozenset()) for rec in allowed]
 
 
 # ----------------------------------------------------------------------------------- write

@@ -190,6 +190,9 @@ def _file_page(request: Request, principal: Principal, view: FileView, *, status
     context.setdefault("search_error", None)
     context.setdefault("open_error", None)
     context.setdefault("record_id", "")
+    from hogo.web.marks_routes import marks_context  # the marks section (SEC-46(3))
+
+    context = {**marks_context(request, principal, view), **context}
     return render(request, "files/file.html", principal=principal, status=status, view=view,
                   fields=_fields(view), summary_fields=_summary_fields(view),
                   may_grants=_may_list_grants(request, principal, view.code), **_base(request), **context)
