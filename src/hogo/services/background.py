@@ -18,6 +18,7 @@ from hogo.bootstrap import Hogo
 log = logging.getLogger("hogo.background")
 
 RETENTION_INTERVAL_S = 24 * 3600
+TAKEOUT_INTERVAL_S = 300
 
 
 class BackgroundJobs:
@@ -29,12 +30,13 @@ class BackgroundJobs:
         self._last_run: dict[str, float] = {}
 
     def jobs(self) -> list[tuple[str, float, Callable[[Hogo], object]]]:
-        from hogo.services import analysis, audit_access, audit_tree
+        from hogo.services import analysis, audit_access, audit_tree, takeouts
 
         return [
             ("checkpoint", self.tick_s, audit_tree.checkpoint_if_due),
             ("analysis", float(self.hogo.settings.analysis_interval_s), analysis.run_scheduled),
             ("retention", RETENTION_INTERVAL_S, lambda h: audit_access.run_retention(h)),
+            ("takeouts", TAKEOUT_INTERVAL_S, takeouts.run_scheduled),  # overdue copies, late reports (SEC-49)
         ]
 
     def run_once(self, *, force: bool = False) -> None:
