@@ -19,6 +19,7 @@ from hogo.api.approval_routes import router as approval_router
 from hogo.api.audit_routes import router as audit_router
 from hogo.api.data_routes import router as data_router
 from hogo.api.routes import router as api_router
+from hogo.api.takeout_routes import router as takeout_router
 from hogo.bootstrap import Hogo, build, check_ready_to_serve
 from hogo.config import load_settings
 from hogo.errors import HogoError
@@ -209,6 +210,7 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
     app.include_router(audit_router)
     app.include_router(alert_router)
     app.include_router(approval_router)
+    app.include_router(takeout_router)
     install_web(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes,

@@ -59,6 +59,7 @@ from hogo.cli.output import (
     stdout_is_tty,
     table,
 )
+from hogo.cli.takeouts import takeout_app
 from hogo.errors import HogoError
 
 PASSPHRASE_ENV = "HOGO_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a passphrase
@@ -93,6 +94,7 @@ app.add_typer(key_app)
 app.add_typer(grant_app)
 app.add_typer(record_app)
 app.add_typer(crypto_app)
+app.add_typer(takeout_app)
 
 
 def arg(metavar: str, help: str) -> Any:
