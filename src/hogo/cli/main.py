@@ -89,12 +89,12 @@ app.add_typer(dept_app)
 app.add_typer(audit_app)
 app.add_typer(alerts_app)
 app.add_typer(approval_app)
+app.add_typer(takeout_app)
 app.add_typer(file_app)
 app.add_typer(key_app)
 app.add_typer(grant_app)
 app.add_typer(record_app)
 app.add_typer(crypto_app)
-app.add_typer(takeout_app)
 
 
 def arg(metavar: str, help: str) -> Any:

@@ -53,6 +53,16 @@ class Event(StrEnum):
     RECORDS_REENCRYPTED = "crypto:records:reencrypted"  # a batch of a rotation: the new stored versions
     RECORDS_COMMITTED = "crypto:records:committed"  # a file raised to integrity 2: its records' versions as they are
     INSTANCE_INITIALISED = "system:instance:initialised"
+    # Take-outs and provisions (issue 5, SEC-47..49, MN-5c, MN-6d, SEC-26..27): the take-out register.
+    TAKEOUT_REQUESTED = "takeout:request:created"
+    TAKEOUT_APPROVED = "takeout:request:approved"
+    TAKEOUT_CLOSED = "takeout:request:closed"  # rejected, cancelled or expired before it was taken out
+    TAKEOUT_TAKEN_OUT = "takeout:copy:taken_out"
+    TAKEOUT_DECLARED = "takeout:copy:declared"  # the taker says it was returned or disposed of
+    TAKEOUT_CONFIRMED = "takeout:copy:confirmed"  # someone else confirms the return or disposal
+    TAKEOUT_OVERDUE = "takeout:copy:overdue"
+    TAKEOUT_REMINDED = "takeout:copy:reminded"
+    TAKEOUT_REPORT_OVERDUE = "takeout:report:overdue"  # an emergency take-out not reported in time
     # Log analysis and its alerts (issue 4): ANON-12, ANON-13, SEC-132, MN-6c; configuration changes SEC-84.
     ANALYSIS_RUN = "audit:analysis:run"
     ANALYSIS_CONFIG_CHANGED = "audit:analysis:config_changed"
@@ -77,16 +87,6 @@ class Event(StrEnum):
     APPROVAL_CANCELLED = "approval:request:cancelled"
     APPROVAL_FAILED = "approval:request:failed"
     RECORD_CORRECTED = "data:record:correct"
-    # Take-outs and provisions (issue 5, SEC-47..49, MN-5c, MN-6d, SEC-26..27): the take-out register.
-    TAKEOUT_REQUESTED = "takeout:request:created"
-    TAKEOUT_APPROVED = "takeout:request:approved"
-    TAKEOUT_CLOSED = "takeout:request:closed"  # rejected, cancelled or expired before it was taken out
-    TAKEOUT_TAKEN_OUT = "takeout:copy:taken_out"
-    TAKEOUT_DECLARED = "takeout:copy:declared"  # the taker says it was returned or disposed of
-    TAKEOUT_CONFIRMED = "takeout:copy:confirmed"  # someone else confirms the return or disposal
-    TAKEOUT_OVERDUE = "takeout:copy:overdue"
-    TAKEOUT_REMINDED = "takeout:copy:reminded"
-    TAKEOUT_REPORT_OVERDUE = "takeout:report:overdue"  # an emergency take-out not reported in time
 
 
 class Outcome(StrEnum):
