@@ -49,6 +49,7 @@ from hogo.cli.client import (
 from hogo.cli.command import URL_KEY, JsonOpt, api, command, command_group, opt, root_url
 from hogo.cli.crypto import crypto_app
 from hogo.cli.data import file_app, grant_app, key_app, record_app
+from hogo.cli.exports import package_app  # also adds 'hogo record export'
 from hogo.cli.output import (
     DASH,
     Output,
@@ -95,6 +96,7 @@ app.add_typer(key_app)
 app.add_typer(grant_app)
 app.add_typer(record_app)
 app.add_typer(crypto_app)
+app.add_typer(package_app)
 
 
 def arg(metavar: str, help: str) -> Any:

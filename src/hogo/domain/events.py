@@ -87,6 +87,8 @@ class Event(StrEnum):
     APPROVAL_CANCELLED = "approval:request:cancelled"
     APPROVAL_FAILED = "approval:request:failed"
     RECORD_CORRECTED = "data:record:correct"
+    # Guarded bulk export and take-out packages (issue 5, SEC-46..49): one entry per export, listing every record.
+    RECORDS_EXPORTED = "data:record:export"
 
 
 class Outcome(StrEnum):
