@@ -84,3 +84,32 @@ def test_a_no_take_out_file_is_refused_with_the_reason_SEC_47(org: DataOrg):
     bad = cli("takeout", "request", FILE, "--fields", "name", "--purpose", P1, "--recipient", "x", "--destination",
               "y", "--due", _due(), as_=ITO)
     assert bad.exit_code != 0 and "--recipient-key" in (bad.stdout + bad.stderr)
+
+
+def test_download_writes_a_package_that_verifies_and_opens_then_the_manager_confirms_SEC_49_MN_5c(
+        org: DataOrg, tmp_path: Path):
+    """SEC-49, MN-5c: once approved, the requester downloads the package (the passphrase from a file, never the
+    command line); ``hogo package verify`` and ``open`` accept it with the record count of the register; the
+    taker declares it disposed of and the manager confirms (SEC-19)."""
+    cli = org.cli
+    t = cli.json(*REQUEST, "--due", _due(), as_=ITO)
+    cli.json("approval", "approve", str(t["request_id"]), as_=PM)
+    secret = cli.write("pass", "kusunoki-no-ki-no-shita\n")
+    out = tmp_path / "takeout.hogopkg"
+    early = cli.json("takeout", "download", str(t["id"]), "--out", str(out), "--passphrase-file", secret, as_=PM,
+                     expect=4)["error"]
+    assert early["code"] == "not_requester" and not out.exists()
+    d = cli.json("takeout", "download", str(t["id"]), "--out", str(out), "--passphrase-file", secret, as_=ITO)
+    assert d["status"] == "taken_out" and d["record_count"] == 1 and out.stat().st_size == d["bytes"]
+    key = cli.json("audit", "public-key", as_=PM)["key"]
+    v = cli.json("package", "verify", str(out), "--key", key)
+    assert v["valid"] and v["manifest"]["takeout_id"] == t["id"] and v["manifest"]["record_count"] == 1
+    opened = cli.json("package", "open", str(out), "--out", str(tmp_path / "o"), "--passphrase-file", secret,
+                      "--key", key)
+    assert "伊藤 翔" in Path(opened["path"]).read_text(encoding="utf-8-sig")
+    again = cli("takeout", "download", str(t["id"]), "--out", str(out), "--passphrase-file", secret, as_=ITO)
+    assert again.exit_code != 0  # never overwritten
+    declared = cli.json("takeout", "dispose", str(t["id"]), "--note", "削除済み", as_=ITO)
+    assert declared["status"] == "taken_out" and declared["declared"] == "disposed"
+    done = cli("takeout", "dispose", str(t["id"]), as_=PM)
+    assert done.exit_code == 0 and "Confirmed" in done.stdout and "廃棄確認済" in done.stdout

@@ -6,9 +6,9 @@ ANON-7 (only what the manager allows), ANON-22 / SEC-145 / SEC-147 (media of int
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
-import sys
-import types
+import io
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from hogo.config import Settings
+from hogo.crypto import package as pkg
 from hogo.domain.events import Event
 from hogo.errors import Conflict, Forbidden, ValidationFailed
 from hogo.services import approvals, files, grants, guard, takeouts
@@ -25,7 +26,6 @@ from support import CTX, Instance, Org, active_user, make_org, payroll_spec
 C3 = "payroll-takeout"
 C2 = "kyuyo-contacts"
 P1 = "源泉徴収票作成事務"
-KEY = "hogo-p256+0000000000000000+AAAA"  # replaced by a real key when the package format is present
 PASS = "kusunoki-no-ki-no-shita-de"
 ROWS = [
     {"employee_no": f"E{i:04d}", "name": f"社員 {i}", "my_number": "123456789018", "department": "KYUYO"}
@@ -47,17 +47,8 @@ def _row(code: str, row: dict[str, str]) -> dict[str, str]:
     return row if code == C3 else {k: v for k, v in row.items() if k != "my_number"}
 
 
-def _real_packages() -> bool:
-    try:
-        import hogo.crypto.package
-        import hogo.services.packages  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture
-def org(inst: Instance, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Org:
+def org(inst: Instance) -> Org:
     o = make_org(inst)
     o.secrets["gpm.sato"] = active_user(inst, o.admin, "gpm.sato", ["general_protection_manager"])
     o.secrets["iso.kimura"] = active_user(inst, o.admin, "iso.kimura", ["information_security_officer"])
@@ -69,25 +60,13 @@ def org(inst: Instance, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Org:
                             purposes=[P1], ctx=CTX)
         for row in ROWS:
             guard.create_record(inst.hogo, o.p("clerk.ito"), code, _row(code, row), purpose=P1, ctx=CTX)
-    if not _real_packages():
-        _install_fake_packages(monkeypatch)
     return o
 
 
-def _install_fake_packages(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until the package format is merged: a build_package with its signature that reads the records
-    through the guard (so the export is decided and logged) and writes them out."""
-    mod = types.ModuleType("hogo.services.packages")
+def _verifier(org: Org) -> str:
+    from hogo.services import audit_tree
 
-    def build_package(hogo, principal, file_code, *, fields, selection, purpose, recipient, out_path,
-                      takeout_id=None, due=None, outside_scope=False, ctx):
-        out_path.write_bytes(b"HOGOPKG-fake\n" + repr((file_code, fields, selection, takeout_id)).encode())
-        return {"package_id": f"pkg-{takeout_id}", "sha256": "0" * 64, "records": len(ROWS)}
-
-    mod.build_package = build_package  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "hogo.services.packages", mod)
-    monkeypatch.setattr(takeouts, "_recipient", lambda t, passphrase: passphrase or t.recipient_key)
-    monkeypatch.setattr(takeouts, "check_recipient_key", lambda text: text)
+    return str(audit_tree.log_key(org.inst.hogo).verifier_key)
 
 
 def _due(org: Org, days: int = 7) -> dt.date:
@@ -139,6 +118,13 @@ def test_confidentiality_3_needs_the_security_officer_and_the_manager_SEC_47_SEC
     assert got.status == "approved" and got.can_download
     d = _download(org, t, tmp_path)
     assert d.path.exists() and d.takeout.status == "taken_out" and d.records == len(ROWS)
+    # The package verifies against hogo's log key, names the take-out and opens with the passphrase.
+    key = _verifier(org)
+    v = pkg.verify_package(d.path, key)
+    assert v.manifest["takeout_id"] == t.id and v.manifest["tracking_id"] == d.package_id
+    opened = pkg.open_package(d.path, public_key_text=key, out_dir=tmp_path / "opened", passphrase=PASS)
+    rows = list(csv.reader(io.StringIO(opened.data_path.read_text(encoding="utf-8-sig"))))
+    assert rows[0] == ["record_id", "employee_no", "name"] and len(rows) - 1 == d.records
     (taken,) = [e for e in _entries(org, Event.TAKEOUT_TAKEN_OUT.value) if e.outcome == "success"]
     assert taken.details is not None and taken.details["takeout"] == t.id and taken.details["records"] == len(ROWS)
     kinds = [e.event for e in _entries(org, "takeout:")]
@@ -341,3 +327,26 @@ def test_emergency_take_out_is_flagged_and_must_be_reported_afterwards_SEC_26_SE
     _approve(org, "pm.takahashi", t)
     got = takeouts.get_takeout(hogo, org.p("clerk.ito"), t.id)
     assert got.report_status == "applied" and got.status == "taken_out"
+
+
+def test_public_key_recipient_and_a_record_selection_SEC_49_MN_5c(org: Org, tmp_path: Path):
+    """SEC-49, MN-5c: a take-out for a recipient's public key (hogo package keygen) of the selected records
+    only; a key that is not one is refused at the request, and a passphrase is refused for a key recipient."""
+    idfile = tmp_path / "recipient.key"
+    public = pkg.write_identity(idfile)
+    with pytest.raises(ValidationFailed) as e:
+        _request(org, C2, passphrase=False, recipient_key="hogo-p256+abc+xyz")
+    assert e.value.details["field"] == "recipient_key"
+    with pytest.raises(ValidationFailed):  # selections name indexed fields
+        _request(org, C2, passphrase=False, recipient_key=public, selection={"where": {"name": "社員 1"}})
+    t = _request(org, C2, passphrase=False, recipient_key=public, selection={"where": {"employee_no": "E0002"}})
+    assert t.recipient_mode == "public_key" and t.selection == {"where": {"employee_no": "E0002"}}
+    _approve(org, "pm.takahashi", t)
+    with pytest.raises(ValidationFailed):
+        _download(org, t, tmp_path, passphrase=PASS)
+    d = _download(org, t, tmp_path, passphrase=None)
+    assert d.records == 1
+    opened = pkg.open_package(d.path, public_key_text=_verifier(org), out_dir=tmp_path / "o",
+                              identity=pkg.load_identity(idfile.read_bytes()))
+    rows = list(csv.reader(io.StringIO(opened.data_path.read_text(encoding="utf-8-sig"))))
+    assert [r[1:] for r in rows[1:]] == [["E0002", "社員 2"]]

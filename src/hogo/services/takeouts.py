@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
+from hogo.crypto.package import Recipient, parse_public_key
 from hogo.domain.dates import to_instant
 from hogo.domain.events import Event, Outcome
 from hogo.domain.files import Action, FileSpec
@@ -51,7 +51,7 @@ from hogo.domain.policy import GrantIndex, decide
 from hogo.domain.roles import Permission, Role
 from hogo.domain.text import has_control_chars, nfkc
 from hogo.errors import Conflict, Forbidden, HogoError, NotFound, ValidationFailed
-from hogo.services import approvals, audit
+from hogo.services import approvals, audit, packages
 from hogo.services.alerts import clean_note
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
@@ -284,11 +284,7 @@ def check_recipient_key(text: str) -> str:
     if len(key) > MAX_KEY or has_control_chars(key):
         raise ValidationFailed("the recipient key is not a public key text", field="recipient_key")
     try:
-        from hogo.crypto import package
-    except ImportError:  # the package format is not installed: keep the text, checked at download
-        return key
-    try:
-        package.parse_public_key(key)
+        parse_public_key(key)
     except ValueError as exc:
         raise ValidationFailed(f"the recipient key is not usable: {exc}", field="recipient_key") from None
     return key
@@ -327,6 +323,9 @@ def _selection(spec: FileSpec, selection: Mapping[str, Any] | None) -> dict[str,
         for k, v in where.items():
             if k not in spec.field_names:
                 raise ValidationFailed(f"no field {k!r} in {spec.code}", field="selection")
+            if not spec.field(k).indexed:
+                raise ValidationFailed(f"{k!r} is not an indexed field: records are selected by indexed fields",
+                                       field="selection")
             value = _text(str(v), "selection", limit=1000)
             assert value is not None
             clean[str(k)] = value
@@ -581,17 +580,16 @@ class Downloaded:
     records: int | None
 
 
-def _info(info: Any, *names: str) -> Any:
-    for n in names:
-        value = info.get(n) if isinstance(info, Mapping) else getattr(info, n, None)
-        if value is not None:
-            return value
-    return None
+def _for_guard(selection: Mapping[str, Any] | None) -> list[str] | dict[str, str] | None:
+    """The register's selection as ``build_package`` takes it: record IDs (a list) or conditions (a mapping)."""
+    if not selection:
+        return None
+    if "records" in selection:
+        return [str(i) for i in selection["records"]]
+    return {str(k): str(v) for k, v in selection["where"].items()}
 
 
-def _recipient(t: Takeout, passphrase: str | None) -> Any:
-    from hogo.crypto.package import Recipient
-
+def _recipient(t: Takeout, passphrase: str | None) -> Recipient:
     try:
         if t.recipient_mode == "passphrase":
             if not passphrase:
@@ -652,12 +650,13 @@ def download(hogo: Hogo, principal: Principal, takeout_id: int, *, out_path: Pat
         _denied(hogo, principal, file_code, purpose, fields, refusal, ctx, event=Event.TAKEOUT_TAKEN_OUT,
                 target=f"takeout:{takeout_id}")
         raise refusal
-    packages = importlib.import_module("hogo.services.packages")  # the package format (its own part)
     try:
-        recipient = _recipient(_snapshot(hogo, takeout_id), passphrase)
-        info = packages.build_package(hogo, principal, file_code, fields=fields, selection=selection,
+        snap = _snapshot(hogo, takeout_id)
+        recipient = _recipient(snap, passphrase)
+        info = packages.build_package(hogo, principal, file_code, fields=fields, selection=_for_guard(selection),
                                       purpose=purpose, recipient=recipient, out_path=out_path,
-                                      takeout_id=takeout_id, due=due, outside_scope=outside, ctx=ctx)
+                                      takeout_id=takeout_id, due=due, outside_scope=outside, ctx=ctx,
+                                      recipient_name=snap.recipient)
         with hogo.unit_of_work() as db:
             t = _takeout(db, takeout_id, lock=True)
             if t.status not in ("approved", "taken_out"):
@@ -668,10 +667,7 @@ def download(hogo: Hogo, principal: Principal, takeout_id: int, *, out_path: Pat
             t.taken_out_at = t.taken_out_at or now
             if not claim:
                 t.downloads += 1
-            t.package_id = _info(info, "package_id", "id")
-            t.package_sha256 = _info(info, "sha256", "package_sha256")
-            count = _info(info, "records", "record_count")
-            t.record_count = int(count) if count is not None else None
+            t.package_id, t.package_sha256, t.record_count = info.tracking_id, info.sha256, info.record_count
             _log(db, hogo, principal, t, Event.TAKEOUT_TAKEN_OUT, ctx,
                  details={"package": t.package_id, "sha256": t.package_sha256, "records": t.record_count,
                           "download": t.downloads, "first": first})
