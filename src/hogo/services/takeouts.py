@@ -559,8 +559,8 @@ def _details(db: Session, r: ApprovalRequest) -> dict[str, Any] | None:
     marks = Marks.from_dict(t.marks)
     return {"takeout": t.id, "takeout_status": t.status, "recipient": t.recipient, "recipient_mode": t.recipient_mode,
             "destination": t.destination, "transport": t.transport, "media_id": t.media_id,
-            "due_at": t.due_at.isoformat(), "outside_scope": t.outside_scope, "emergency": t.emergency,
-            "report_due_at": t.report_due_at.isoformat() if t.report_due_at else None, "marks": marks.label,
+            "due_at": t.due_at, "outside_scope": t.outside_scope, "emergency": t.emergency,
+            "report_due_at": t.report_due_at, "marks": marks.label,
             "marks_ja": marks.label_ja, "selection": t.selection}
 
 
