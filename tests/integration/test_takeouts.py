@@ -305,6 +305,8 @@ def test_return_and_disposal_are_confirmed_by_someone_other_than_the_taker_SEC_1
 
 def test_emergency_take_out_is_flagged_and_must_be_reported_afterwards_SEC_26_SEC_27(
         org: Org, tmp_path: Path, settings: Settings):
+    """SEC-26..27: an emergency take-out proceeds only where configured, is flagged, raises an alert, and its
+    after-the-fact report can neither be withdrawn nor left undone without an alert."""
     hogo, clock = org.inst.hogo, org.inst.clock
     with pytest.raises(Forbidden) as e:
         _request(org, C2, emergency=True)
