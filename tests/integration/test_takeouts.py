@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from hogo.config import Settings
@@ -21,7 +23,7 @@ from hogo.domain.events import Event
 from hogo.errors import Conflict, Forbidden, ValidationFailed
 from hogo.services import approvals, files, grants, guard, takeouts
 from hogo.store.models import Alert, AuditEvent
-from support import CTX, Instance, Org, active_user, make_org, payroll_spec
+from support import CTX, Instance, Org, active_user, bearer, make_org, payroll_spec
 
 C3 = "payroll-takeout"
 C2 = "kyuyo-contacts"
@@ -352,3 +354,33 @@ def test_public_key_recipient_and_a_record_selection_SEC_49_MN_5c(org: Org, tmp_
                               identity=pkg.load_identity(idfile.read_bytes()))
     rows = list(csv.reader(io.StringIO(opened.data_path.read_text(encoding="utf-8-sig"))))
     assert [r[1:] for r in rows[1:]] == [["E0002", "社員 2"]]
+
+
+def test_over_the_api_the_passphrase_stays_in_the_body_and_out_of_the_log_SEC_49(client: TestClient, org: Org,
+                                                                                tmp_path: Path):
+    """SEC-49: the take-out API: request (201), approval through /approvals, download as an attachment with the
+    passphrase in the body; the passphrase is in no log entry and the server keeps no copy of the package; the
+    export is one guarded access entry naming the take-out (it counts toward the bulk-export alerts)."""
+    ito, pm = bearer(org.token("clerk.ito")), bearer(org.token("pm.takahashi"))
+    due = _due(org).isoformat()
+    body = {"file": C2, "fields": ["employee_no", "name"], "purpose": P1, "recipient": "税理士法人 みなと",
+            "passphrase": True, "destination": "みなと事務所", "transport": "transmission", "due": due}
+    r = client.post("/api/v1/takeouts", json=body, headers=ito)
+    assert r.status_code == 201, r.text
+    t = r.json()
+    assert t["status"] == "requested" and t["steps"][0]["required_role"] == "protection_manager"
+    early = client.post(f"/api/v1/takeouts/{t['id']}/download", json={"passphrase": PASS}, headers=ito)
+    assert early.status_code == 409 and early.json()["error"]["code"] == "takeout_not_approved"
+    assert client.post(f"/api/v1/approvals/{t['request_id']}/approve", headers=pm).json()["status"] == "applied"
+    got = client.post(f"/api/v1/takeouts/{t['id']}/download", json={"passphrase": PASS}, headers=ito)
+    assert got.status_code == 200 and got.headers["x-hogo-records"] == str(len(ROWS))
+    assert got.headers["cache-control"] == "no-store" and got.content.startswith(b"HOGOPKG1")
+    assert not list(Path(tempfile.gettempdir()).glob(f"hogo-takeout-*/takeout-{t['id']}.hogopkg"))
+    listed = client.get("/api/v1/takeouts?status=all", headers=pm).json()["takeouts"]
+    assert [(x["id"], x["status"]) for x in listed] == [(t["id"], "taken_out")]
+    with org.inst.hogo.unit_of_work() as db:
+        entries = list(db.scalars(select(AuditEvent)))
+    assert all(PASS.encode() not in (e.entry or b"") for e in entries)
+    exported = [e for e in entries if e.event == "data:record:export" and e.outcome == "success"]
+    assert len(exported) == 1 and exported[0].details is not None and exported[0].details["takeout"] == t["id"]
+    assert exported[0].record_count == len(ROWS)
