@@ -1097,6 +1097,7 @@ class ExportStream:
     _file_id: int = dataclasses.field(repr=False)
     _keys: FileKeys = dataclasses.field(repr=False)
     _pks: list[int] = dataclasses.field(repr=False)
+    _all_fields: tuple[str, ...] = dataclasses.field(repr=False, default=())
     exported: int = 0  # rows yielded so far by ``rows()``
 
     @property
@@ -1109,17 +1110,22 @@ class ExportStream:
 
     def rows(self, batch: int = EXPORT_BATCH) -> Iterator[list[str]]:
         fields, masked, keys = self.fields, frozenset(self.masked), self._keys
-        stmt = select(Record.id, Record.record_id, Record.blob).where(
-            Record.file_id == self._file_id, Record.id.in_(bindparam("pks", expanding=True)))
+        # By primary key only (with the file ID in the condition, a planner may scan the file's records for
+        # every batch); the file is checked on each row instead.
+        stmt = select(Record.id, Record.file_id, Record.record_id, Record.blob).where(
+            Record.id.in_(bindparam("pks", expanding=True)))
+        file_id = self._file_id
+        every = None if len(fields) == len(set(fields)) and set(fields) >= set(self._all_fields) else fields
         for start in range(0, len(self._pks), batch):
             pks = self._pks[start:start + batch]
             with self._hogo.unit_of_work(readonly=True) as db:
-                got = {pk: (rid, bytes(blob)) for pk, rid, blob in db.connection().execute(stmt, {"pks": pks})}
+                got = {pk: (rid, bytes(blob)) for pk, fid, rid, blob in db.connection().execute(stmt, {"pks": pks})
+                       if fid == file_id}
             for pk in pks:
                 if pk not in got:  # deleted after the export was decided: not exported
                     continue
                 rid, blob = got[pk]
-                values = keys.open_record(rid, blob, fields=fields)
+                values = keys.open_record(rid, blob, fields=every)
                 self.exported += 1
                 yield [rid, *(mask(values[n]) if n in masked and n in values else values.get(n, "") for n in fields)]
 
@@ -1272,7 +1278,8 @@ def export_records(hogo: Hogo, principal: Principal, file_code: str, *, fields: 
         _touch_grants(db, hogo, due)
     return ExportStream(file=c.row.code, file_name=c.spec.name, fields=cols, marks=marks, purpose=c.purpose,
                         use=use.value, record_ids=record_ids, masked=masked, revealed=tuple(sorted(reveal_set)),
-                        log_seq=None, _hogo=hogo, _file_id=c.row.id, _keys=keys, _pks=[pk for pk, _ in picked])
+                        log_seq=None, _hogo=hogo, _file_id=c.row.id, _keys=keys, _pks=[pk for pk, _ in picked],
+                        _all_fields=c.spec.field_names)
 
 
 __all__ += ["EXPORT_BATCH", "ExportRefused", "ExportSelection", "ExportStream", "export_records"]
