@@ -22,6 +22,7 @@ from hogo.crypto import package as pkg
 from hogo.domain.events import Event
 from hogo.errors import Conflict, Forbidden, ValidationFailed
 from hogo.services import approvals, files, grants, guard, takeouts
+from hogo.services.background import BackgroundJobs
 from hogo.store.models import Alert, AuditEvent
 from support import CTX, Instance, Org, active_user, bearer, make_org, payroll_spec
 
@@ -282,6 +283,10 @@ def test_overdue_job_marks_alerts_and_reminds_SEC_49_MN_6d(org: Org, tmp_path: P
         assert len(db.scalars(select(Alert).where(Alert.rule == "takeout_overdue")).all()) == 1
     assert [e.event for e in _entries(org, Event.TAKEOUT_OVERDUE.value)] == [Event.TAKEOUT_OVERDUE.value]
     assert len(_entries(org, Event.TAKEOUT_REMINDED.value)) == 2
+    # The server's background loop runs the same job.
+    clock.advance(days=1, minutes=1)
+    BackgroundJobs(hogo).run_once(force=True)
+    assert takeouts.get_takeout(hogo, org.p("clerk.ito"), t.id).reminders == 3
 
 
 def test_return_and_disposal_are_confirmed_by_someone_other_than_the_taker_SEC_19_SEC_49(org: Org, tmp_path: Path):
@@ -331,6 +336,12 @@ def test_emergency_take_out_is_flagged_and_must_be_reported_afterwards_SEC_26_SE
     _approve(org, "pm.takahashi", t)
     got = takeouts.get_takeout(hogo, org.p("clerk.ito"), t.id)
     assert got.report_status == "applied" and got.status == "taken_out"
+    # A report rejected afterwards raises a high alert: the copy is out without approval.
+    t2 = _request(org, C2, emergency=True)
+    approvals.decide(hogo, org.p("pm.takahashi"), t2.request_id, approve=False, reason="緊急性なし", ctx=CTX)
+    with hogo.unit_of_work() as db:
+        rejected = db.scalar(select(Alert).where(Alert.rule == "takeout_report_rejected"))
+        assert rejected is not None and rejected.severity == "high" and rejected.params["takeout"] == t2.id
 
 
 def test_public_key_recipient_and_a_record_selection_SEC_49_MN_5c(org: Org, tmp_path: Path):

@@ -57,7 +57,7 @@ from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.services.files import file_by_code, load_spec
 from hogo.services.grants import candidate_grants
-from hogo.store.models import Alert, ApprovalRequest, AuditHead
+from hogo.store.models import Alert, ApprovalDecision, ApprovalRequest, AuditHead
 from hogo.store.models_takeouts import Takeout
 
 KIND = "takeout"
@@ -523,6 +523,11 @@ def _apply(hogo: Hogo, approver: Principal, request_id: int, ctx: RequestContext
             raise NotFound(f"no take-out request {request_id}", code="approval_not_found")
         if r.status != "approved":
             raise Conflict(f"request {r.id} is {r.status}, not approved", code="approval_not_approved")
+        approved_by = set(db.scalars(select(ApprovalDecision.approver_id).where(
+            ApprovalDecision.request_id == r.id, ApprovalDecision.decision == "approve")))
+        if approver.user_id not in approved_by:
+            raise Forbidden("only an approver of this request may apply it", code="not_an_approver",
+                            requirement="SEC-19")
         t = _by_request(db, request_id)
         now = hogo.clock.now()
         outcome: dict[str, Any] = {"takeout": t.id}
