@@ -106,6 +106,7 @@ def test_confidentiality_3_needs_the_security_officer_and_the_manager_SEC_47_SEC
     hogo = org.inst.hogo
     t = _request(org)
     assert t.status == "requested" and t.approval_status == "pending"
+    assert t.due_date == _due(org).isoformat()  # the day as written, though due_at is the instant after it
     assert [s.required_role for s in t.steps] == ["protection_manager", "information_security_officer"]
     req = approvals.get_request(hogo, org.p("iso.kimura"), t.request_id)
     assert req.kind == "takeout" and req.can_decide and req.details is not None

@@ -87,6 +87,7 @@ class TakeoutOut(BaseModel):
     transport_ja: str
     media_id: str | None
     due_at: dt.datetime
+    due_date: str
     marks: dict[str, Any]
     marks_label: str
     note: str | None
@@ -130,7 +131,8 @@ def takeout_out(t: takeouts.TakeoutView) -> TakeoutOut:
         department=t.department, fields=list(t.fields), selection=t.selection, purpose=t.purpose,
         recipient=t.recipient, recipient_mode=t.recipient_mode, recipient_key=t.recipient_key,
         outside_scope=t.outside_scope, destination=t.destination, transport=t.transport,
-        transport_ja=t.transport_ja, media_id=t.media_id, due_at=t.due_at, marks=t.marks, marks_label=t.marks_label,
+        transport_ja=t.transport_ja, media_id=t.media_id, due_at=t.due_at, due_date=t.due_date, marks=t.marks,
+        marks_label=t.marks_label,
         note=t.note, emergency=t.emergency, report_due_at=t.report_due_at, report_status=t.report_status,
         approval_status=t.approval_status, steps=request_out(fake).steps, created_at=t.created_at,
         approved_at=t.approved_at, taken_out_at=t.taken_out_at, downloads=t.downloads, package_id=t.package_id,

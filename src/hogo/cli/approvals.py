@@ -92,7 +92,7 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
              + ("  提供 outside the viewing scope" if d.get("outside_scope") else "")),
             ("Destination (持出先)", d.get("destination") or DASH),
             ("Transport (方法)", f"{d.get('transport')}" + (f" medium {d['media_id']}" if d.get("media_id") else "")),
-            ("Due back (返却・廃棄期限)", fmt_time(d.get("due_at"))),
+            ("Due back (返却・廃棄期限)", d.get("due_date") or fmt_time(d.get("due_at"))),
         ]
     outcome = r.get("outcome") or {}
     if "revision_after" in outcome:

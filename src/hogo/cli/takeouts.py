@@ -65,7 +65,7 @@ def _rows(t: dict[str, Any]) -> list[tuple[str, Any]]:
         ("Destination (持出先)", t["destination"]),
         ("Transport (方法)", f"{t['transport_ja']} {t['transport']}" + (f" medium {t['media_id']}"
                                                                        if t.get("media_id") else "")),
-        ("Due back (返却・廃棄期限)", fmt_time(t.get("due_at"))),
+        ("Due back (返却・廃棄期限)", t.get("due_date") or fmt_time(t.get("due_at"))),
         ("Approval (承認)", f"request #{t['request_id']} {t['approval_status']}\n{_steps(t)}"),
         ("Requested (申請)", f"{t['requester']} {fmt_time(t.get('created_at'))}"),
     ]
@@ -190,13 +190,13 @@ def takeout_list(
         c.print(table(
             ["ID", "Status", "File", "Requester", "Recipient", "Transport", "Due", "Flags"],
             [[t["id"], f"{t['status_ja']} {t['status']}", t["file"], t["requester"], t["recipient"],
-              t["transport"] + (f" {t['media_id']}" if t.get("media_id") else ""), fmt_time(t.get("due_at")),
+              t["transport"] + (f" {t['media_id']}" if t.get("media_id") else ""), t.get("due_date") or DASH,
               " ".join(f for f, on in (("emergency", t.get("emergency")), ("provision", t.get("outside_scope")),
                                        ("download", t.get("can_download")), ("confirm", t.get("can_confirm")))
                        if on)] for t in rows]))
         overdue = [t for t in rows if t["status"] == "overdue" and t.get("can_declare")]
         for t in overdue:
-            out.say(f"Reminder (督促): take-out #{t['id']} was due back by {fmt_time(t.get('due_at'))}: return or "
+            out.say(f"Reminder (督促): take-out #{t['id']} was due back by {t.get('due_date')}: return or "
                     f"dispose of it and run hogo takeout return|dispose {t['id']}.", style="red")
 
     out.emit(data, human)
@@ -251,7 +251,7 @@ def takeout_download(
     def human(c: Console) -> None:
         out.say(f"Wrote take-out #{t['id']} to {out_path} ({len(data):,} bytes, "
                 f"{t.get('record_count') if t.get('record_count') is not None else '?'} records). Return or "
-                f"dispose of it by {fmt_time(t.get('due_at'))}.", style="green")
+                f"dispose of it by {t.get('due_date')}.", style="green")
 
     out.emit(result, human)
 

@@ -114,6 +114,7 @@ class TakeoutView:
     transport: str
     media_id: str | None
     due_at: dt.datetime
+    due_date: str
     marks: dict[str, Any]
     note: str | None
     emergency: bool
@@ -177,7 +178,8 @@ def _view(db: Session, t: Takeout, viewer: Principal | None, now: dt.datetime) -
         department=t.department, fields=tuple(t.fields), selection=t.selection, purpose=t.purpose,
         recipient=t.recipient, recipient_mode=t.recipient_mode, recipient_key=t.recipient_key,
         outside_scope=t.outside_scope, destination=t.destination, transport=t.transport, media_id=t.media_id,
-        due_at=t.due_at, marks=dict(t.marks), note=t.note, emergency=t.emergency, report_due_at=t.report_due_at,
+        due_at=t.due_at, due_date=t.due_date, marks=dict(t.marks), note=t.note, emergency=t.emergency,
+        report_due_at=t.report_due_at,
         report_status=r.status if t.emergency else None, approval_status=r.status, steps=req.steps,
         created_at=t.created_at, approved_at=t.approved_at, taken_out_at=t.taken_out_at, downloads=t.downloads,
         package_id=t.package_id, package_sha256=t.package_sha256, record_count=t.record_count,
@@ -469,6 +471,7 @@ def _request(hogo: Hogo, principal: Principal, file_code: str, *, fields: list[s
             fields=flds, selection=sel, purpose=purp, recipient=who,
             recipient_mode="passphrase" if passphrase else "public_key", recipient_key=key,
             outside_scope=outside_scope, destination=where_to, transport=transport, media_id=media, due_at=due_at,
+            due_date=_last_day(hogo, due_at),
             marks=marks.to_dict(), note=text_note, emergency=emergency,
             report_due_at=now + dt.timedelta(days=hogo.settings.takeout_emergency_report_days) if emergency else None,
             created_at=now, updated_at=now, approved_at=now if emergency else None, downloads=0, reminders=0)
@@ -493,13 +496,23 @@ def _day(hogo: Hogo, when: dt.datetime | None) -> str:
     return when.astimezone(ZoneInfo(hogo.settings.timezone)).strftime("%Y-%m-%d %H:%M")
 
 
+def _last_day(hogo: Hogo, due_at: dt.datetime) -> str:
+    """The due date as people wrote it: ``due_at`` is the first instant after that day."""
+    from zoneinfo import ZoneInfo
+
+    local = due_at.astimezone(ZoneInfo(hogo.settings.timezone))
+    if local.time() == dt.time(0, 0):
+        return (local - dt.timedelta(days=1)).date().isoformat()
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
 def _summary(hogo: Hogo, *, emergency: bool, outside_scope: bool, transport: str, media: str | None, who: str,
              where_to: str, due_at: dt.datetime, note: str | None) -> str:
     """The approval request's reason: what the approvers decide on, in words (kept with the request, not
     in the log)."""
     kind = "緊急持出し（事後報告）" if emergency else "提供" if outside_scope else "持出し"
     how = TRANSPORTS[transport][0] + (f"・媒体 {media}" if media else "")
-    text = f"{kind}（{how}）: 宛先 {who} / 持出先 {where_to} / 返却・廃棄期限 {_day(hogo, due_at)}"
+    text = f"{kind}（{how}）: 宛先 {who} / 持出先 {where_to} / 返却・廃棄期限 {_last_day(hogo, due_at)}"
     if note:
         text += f" / {note}"
     return text[:approvals.MAX_REASON]
@@ -564,7 +577,7 @@ def _details(db: Session, r: ApprovalRequest) -> dict[str, Any] | None:
     marks = Marks.from_dict(t.marks)
     return {"takeout": t.id, "takeout_status": t.status, "recipient": t.recipient, "recipient_mode": t.recipient_mode,
             "destination": t.destination, "transport": t.transport, "media_id": t.media_id,
-            "due_at": t.due_at, "outside_scope": t.outside_scope, "emergency": t.emergency,
+            "due_at": t.due_at, "due_date": t.due_date, "outside_scope": t.outside_scope, "emergency": t.emergency,
             "report_due_at": t.report_due_at, "marks": marks.label,
             "marks_ja": marks.label_ja, "selection": t.selection}
 
@@ -788,7 +801,7 @@ def run_overdue(hogo: Hogo, *, ctx: RequestContext | None = None) -> SweepResult
             if t.status == "taken_out":
                 t.status, t.overdue_at, t.updated_at = "overdue", now, now
                 t.overdue_alert_id = _raise_alert(db, hogo, t, "takeout_overdue", "high", ctx, {
-                    "takeout": t.id, "file": t.file_code, "due": _day(hogo, t.due_at),
+                    "takeout": t.id, "file": t.file_code, "due": t.due_date,
                     "transport": t.transport, "media_id": t.media_id or "-"})
                 _log(db, hogo, None, t, Event.TAKEOUT_OVERDUE, ctx, details={"alert": t.overdue_alert_id})
                 overdue.append(t.id)

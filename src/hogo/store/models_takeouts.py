@@ -49,7 +49,8 @@ class Takeout(Base):
     destination: Mapped[str] = mapped_column(String(200))
     transport: Mapped[str] = mapped_column(String(14))  # download | media | transmission
     media_id: Mapped[str | None] = mapped_column(String(64))
-    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # the first instant after the due date
+    due_date: Mapped[str] = mapped_column(String(16))  # the due date as written, in the organisation's zone
     marks: Mapped[dict[str, Any]] = mapped_column(JSONText())  # the file's marks at the request (handling.Marks)
     note: Mapped[str | None] = mapped_column(String(1000))
     emergency: Mapped[bool] = mapped_column(Boolean, default=False)  # taken without prior approval (SEC-27(1))

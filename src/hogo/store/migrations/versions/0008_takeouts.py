@@ -37,6 +37,7 @@ def upgrade() -> None:
     sa.Column('transport', sa.String(length=14), nullable=False),
     sa.Column('media_id', sa.String(length=64), nullable=True),
     sa.Column('due_at', hogo.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_date', sa.String(length=16), nullable=False),
     sa.Column('marks', hogo.store.types.JSONText(), nullable=False),
     sa.Column('note', sa.String(length=1000), nullable=True),
     sa.Column('emergency', sa.Boolean(), nullable=False),
