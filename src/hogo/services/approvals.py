@@ -108,7 +108,8 @@ def _kind(name: str) -> Kind:
 
 def superior(db: Session, level: Level) -> Level | None:
     """The level above: a department's protection manager answers to the parent department's, the
-    top department's to the general protection manager (総括保護管理者), who has none above."""
+    top department's to the general protection manager (総括保護管理者), who has none above; so does the
+    information-security officer (情報セキュリティ責任者, a take-out's second step)."""
     if level.role == Role.GENERAL_PROTECTION_MANAGER.value:
         return None
     if level.role == Role.PROTECTION_MANAGER.value and level.department:
