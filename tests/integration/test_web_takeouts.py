@@ -95,3 +95,23 @@ def test_a_refused_request_shows_the_reason_on_the_form_SEC_47(web: TestClient, 
     r = web.post("/takeouts", data=_form(org, csrf, file="payroll-mynumber", fields="name"))
     assert r.status_code == 403 and "取扱制限により持ち出せません" in r.text
     assert web.get("/takeouts/999").status_code == 404
+
+
+def test_the_taker_sees_the_overdue_reminder_on_the_register_SEC_49(web: TestClient, org: Org, tmp_path):
+    """SEC-49, MN-6d: a copy past its due date is marked overdue by the job and the taker is reminded."""
+    hogo = org.inst.hogo
+    x = takeouts.request_takeout(hogo, org.p("clerk.ito"), FILE, fields=["name"], purpose=P1, recipient="みなと",
+                                 destination="事務所", transport="download",
+                                 due=(org.inst.clock.now() + dt.timedelta(days=1)).date(), passphrase=True, ctx=CTX)
+    from hogo.services import approvals
+
+    approvals.decide(hogo, org.p("pm.takahashi"), x.request_id, approve=True, reason=None, ctx=CTX)
+    takeouts.download(hogo, org.p("clerk.ito"), x.id, out_path=tmp_path / "p.hogopkg", passphrase=PASS, ctx=CTX)
+    org.inst.clock.advance(days=3)
+    takeouts.run_overdue(hogo)
+    org.web_sign_in(web, "clerk.ito")
+    page = web.get("/takeouts?status=all")
+    assert 'data-testid="overdue-reminder"' in page.text and f"督促: 持出し #{x.id}" in page.text
+    org.web_sign_in(web, "pm.takahashi")  # the reminder is the taker's; the manager sees the overdue status
+    page = web.get("/takeouts")
+    assert 'data-testid="overdue-reminder"' not in page.text and 'data-status="overdue"' in page.text

@@ -20,6 +20,9 @@ TAKEOUT_MESSAGES: dict[str, tuple[str, str]] = {
         "disposal.",
     ),
     "takeouts.new": ("持出しを申請", "Request a take-out"),
+    "takeouts.reminder": ("督促: 持出し #{id} の返却・廃棄期限（{due}）を過ぎています。"
+                          "返却または廃棄して申告してください。",
+                          "Reminder: take-out #{id} was due back by {due}. Return or dispose of it and declare it."),
     "takeouts.filter": ("表示する記録", "Show"),
     "takeouts.filter.open": ("未完了", "Open"),
     "takeouts.filter.all": ("すべて", "All"),

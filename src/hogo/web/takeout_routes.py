@@ -42,9 +42,12 @@ STATUS_BADGE = {"requested": "pending", "approved": "pending", "rejected": "deni
 def register(request: Request, principal: Principal = Depends(ready_principal), status: str = "open") -> Response:
     """The take-out register, newest first."""
     status = status if status in FILTERS else "open"
-    rows = takeouts.list_takeouts(_hogo(request), principal, status=status)
+    hogo = _hogo(request)
+    rows = takeouts.list_takeouts(hogo, principal, status=status)
+    # The reminder (督促): the viewer's own copies past their due date, whatever the filter shows.
+    overdue = [x for x in takeouts.list_takeouts(hogo, principal, status="overdue", mine=True) if x.can_declare]
     return render(request, "takeouts/list.html", principal=principal, takeouts=rows, status_filter=status,
-                  filters=FILTERS, badges=STATUS_BADGE)
+                  filters=FILTERS, badges=STATUS_BADGE, overdue=overdue)
 
 
 def _form_page(request: Request, principal: Principal, *, error: str | None = None,
