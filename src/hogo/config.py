@@ -86,6 +86,11 @@ class Settings:
     # rules' thresholds are not here: they live in the database, versioned and reviewed (ANON-13).
     alert_sinks: tuple[str, ...] = ()
     analysis_interval_s: int = 300
+    # Take-outs (SEC-47..49, SEC-26..27): the longest a copy may stay out, and emergency take-outs without
+    # prior approval (off unless allowed here), each to be reported and approved within N days.
+    takeout_max_days: int = 90
+    takeout_emergency_allowed: bool = False
+    takeout_emergency_report_days: int = 3
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -107,6 +112,8 @@ class Settings:
         for prefix, days in self.audit_retention_days:
             if not isinstance(prefix, str) or not isinstance(days, int) or days < 1:
                 raise ConfigurationError(f"audit_retention_days: {prefix!r} must map to a positive number of days")
+        if self.takeout_max_days < 1 or self.takeout_emergency_report_days < 1:
+            raise ConfigurationError("takeout_max_days and takeout_emergency_report_days must be positive")
         if self.key_provider not in ("keyfile", "pkcs11"):
             raise ConfigurationError(f"key_provider must be 'keyfile' or 'pkcs11', not {self.key_provider!r}")
 

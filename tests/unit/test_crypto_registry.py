@@ -21,6 +21,9 @@ HASHLIB = {"sha256": "sha-256"}
 HASHES = {"SHA256": "hkdf-sha-256"}  # cryptography's hashes.X: only HKDF takes one
 CRYPTOGRAPHY_NAMES = {
     "AESGCM": "aes-256-gcm", "Ed25519PrivateKey": "ed25519", "Ed25519PublicKey": "ed25519", "HKDF": "hkdf-sha-256",
+    "ECDH": "ecdh-p256", "SECP256R1": "ecdh-p256", "EllipticCurvePrivateKey": "ecdh-p256",
+    "EllipticCurvePublicKey": "ecdh-p256", "generate_private_key": "ecdh-p256",
+    "PrivateFormat": None, "NoEncryption": None, "load_pem_private_key": None,
     # not algorithms: serialisation formats, exceptions, the hashes module (its members are checked above)
     "Encoding": None, "PublicFormat": None, "hashes": None, "InvalidTag": None, "InvalidSignature": None,
 }

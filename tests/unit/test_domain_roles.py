@@ -8,6 +8,7 @@ from hogo.domain.roles import DATA_PERMISSIONS, ROLE_PERMISSIONS, Permission, Ro
 def test_the_roles_the_rules_name_have_their_identifiers():
     assert {r.value for r in Role} == {
         "admin", "general_protection_manager", "protection_manager", "clerk", "auditor", "sirt", "contractor",
+        "information_security_officer",
     }
     assert Role.PROTECTION_MANAGER.label_ja == "保護管理者"
     assert Role.CLERK.label_ja == "事務取扱担当者"

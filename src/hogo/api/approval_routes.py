@@ -73,6 +73,7 @@ class RequestOut(Out):
     decided_at: dt.datetime | None
     applied_at: dt.datetime | None
     can_decide: bool
+    details: dict[str, Any] | None = None  # what the kind adds (a take-out's recipient, transport, due date)
 
 
 class ChangesOut(Out):
@@ -121,7 +122,7 @@ def request_out(r: approvals.RequestView) -> RequestOut:
                            decided_at=s.decision.decided_at))
                for s in r.steps],
         outcome=r.outcome, created_at=r.created_at, updated_at=r.updated_at, decided_at=r.decided_at,
-        applied_at=r.applied_at, can_decide=r.can_decide)
+        applied_at=r.applied_at, can_decide=r.can_decide, details=r.details)
 
 
 @router.post("/files/{code}/records/{record_id}/corrections", response_model=RequestOut, status_code=201,

@@ -82,6 +82,18 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
     if r.get("subject_user"):
         rows.insert(5, ("About user (本人)", r["subject_user"]))
+    d = r.get("details") or {}
+    if r.get("kind") == "takeout" and d:  # a take-out: what leaves, to whom, how, until when
+        rows[4:4] = [
+            ("Take-out (持出し)", f"#{d.get('takeout')} ({d.get('takeout_status')})"
+             + ("  緊急・事後報告 emergency, reported afterwards" if d.get("emergency") else "")),
+            ("Marks (格付・取扱制限)", d.get("marks") or DASH),
+            ("Recipient (宛先)", f"{d.get('recipient')} ({d.get('recipient_mode')})"
+             + ("  提供 outside the viewing scope" if d.get("outside_scope") else "")),
+            ("Destination (持出先)", d.get("destination") or DASH),
+            ("Transport (方法)", f"{d.get('transport')}" + (f" medium {d['media_id']}" if d.get("media_id") else "")),
+            ("Due back (返却・廃棄期限)", d.get("due_date") or fmt_time(d.get("due_at"))),
+        ]
     outcome = r.get("outcome") or {}
     if "revision_after" in outcome:
         rows.append(("Applied (反映)", f"{fmt_time(r.get('applied_at'))}: revision {outcome['revision_before']} → "

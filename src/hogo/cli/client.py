@@ -375,6 +375,35 @@ class ApiClient:
     def delete(self, url_path: str, **kw: Any) -> Any:
         return self.request("DELETE", url_path, **kw)
 
+    def download(self, method: str, url_path: str, write: Any, *, body: Any = None,
+                 headers: dict[str, str] | None = None, options: dict[str, str] | None = None,
+                 timeout: float | httpx.Timeout | None = None) -> httpx.Headers:
+        """Stream a successful answer's body to ``write(chunk)`` (never all in memory); its headers. Errors as
+        ``request``; a connection lost mid-body raises CliError ``download_interrupted``."""
+        sent = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        if self._token:
+            sent["Authorization"] = f"Bearer {self._token}"
+        try:
+            with self._http.stream(method, url_path, json=body, headers=sent,
+                                   timeout=timeout if timeout is not None else self._http.timeout) as resp:
+                if not resp.is_success:
+                    resp.read()
+                    raise self._error(resp, options=options, signing_in=False)
+                try:
+                    for chunk in resp.iter_bytes(256 * 1024):
+                        write(chunk)
+                except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                    raise CliError(f"the download from {self.base_url} was cut off ({type(exc).__name__})",
+                                   code="download_interrupted") from None
+                return resp.headers
+        except httpx.TimeoutException:
+            raise CliError(f"the hogo server at {self.base_url} did not answer in time",
+                           exit_code=EXIT_UNAVAILABLE, code="timeout") from None
+        except httpx.TransportError as exc:
+            raise CliError(f"cannot reach the hogo server at {self.base_url} ({type(exc).__name__}: {exc})",
+                           exit_code=EXIT_UNAVAILABLE, code="unreachable",
+                           hint="is 'hogo serve' running, and is the URL right?") from None
+
     def _error(self, resp: httpx.Response, *, options: dict[str, str] | None, signing_in: bool) -> CliError:
         status = resp.status_code
         err: dict[str, Any] = {}

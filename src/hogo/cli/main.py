@@ -49,6 +49,7 @@ from hogo.cli.client import (
 from hogo.cli.command import URL_KEY, JsonOpt, api, command, command_group, opt, root_url
 from hogo.cli.crypto import crypto_app
 from hogo.cli.data import file_app, grant_app, key_app, record_app
+from hogo.cli.exports import package_app  # also adds 'hogo record export'
 from hogo.cli.marks import workcopy_app
 from hogo.cli.output import (
     DASH,
@@ -60,6 +61,7 @@ from hogo.cli.output import (
     stdout_is_tty,
     table,
 )
+from hogo.cli.takeouts import takeout_app
 from hogo.errors import HogoError
 
 PASSPHRASE_ENV = "HOGO_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a passphrase
@@ -89,12 +91,14 @@ app.add_typer(dept_app)
 app.add_typer(audit_app)
 app.add_typer(alerts_app)
 app.add_typer(approval_app)
+app.add_typer(takeout_app)
 app.add_typer(file_app)
 app.add_typer(key_app)
 app.add_typer(grant_app)
 app.add_typer(record_app)
 app.add_typer(crypto_app)
 app.add_typer(workcopy_app)
+app.add_typer(package_app)
 
 
 def arg(metavar: str, help: str) -> Any:

@@ -18,7 +18,7 @@ SEC-134(2) has their compromise (危殆化) watched. This table is the one place
 The code that uses an algorithm takes its parameters (key length, hash name, digits) from here.
 
 What the CRYPTREC list says, as checked for this table (CRYPTREC LS-0001-2022, 2023-03-30, and the
-revisions after it): AES (128-bit block cipher), GCM (authenticated mode), SHA-256, HMAC and EdDSA are
+revisions after it): AES (128-bit block cipher), GCM (authenticated mode), SHA-256, HMAC, ECDH and EdDSA are
 on the e-Government Recommended Ciphers List — EdDSA was moved there from the candidate list in the
 2022 revision; SHA-1 is on the monitored list. Key derivation (HKDF), password hashing (Argon2id) and
 one-time-password schemes (TOTP) are not kinds of algorithm the list covers; each is built on
@@ -89,7 +89,7 @@ class Algorithm:
 AES_256_GCM = Algorithm(
     "aes-256-gcm", "AES-256-GCM", "cipher", "record values, sealed secrets (TOTP), the sealed key file",
     256, 128, Cryptrec.RECOMMENDED, "AES and the GCM mode are both recommended; 96-bit random nonces.",
-    "NIST SP 800-38D", used_in=("hogo.crypto.envelope", "hogo.crypto.keys"))
+    "NIST SP 800-38D", used_in=("hogo.crypto.envelope", "hogo.crypto.keys", "hogo.crypto.package"))
 AES_256_GCM_WRAP = Algorithm(
     "aes-256-gcm-keywrap", "AES-256-GCM (key wrapping)", "cipher",
     "wrapping data keys under the KEK (key file or PKCS#11 CKM_AES_GCM)", 256, 128, Cryptrec.RECOMMENDED,
@@ -98,7 +98,7 @@ AES_256_GCM_WRAP = Algorithm(
 SHA_256 = Algorithm(
     "sha-256", "SHA-256", "hash", "log Merkle tree (RFC 9162), record-version hashes, token digests, bundle "
     "manifests", None, 256, Cryptrec.RECOMMENDED, "", "FIPS 180-4", digest="sha256",
-    used_in=("hogo.domain.merkle", "hogo.services.integrity", "hogo.crypto.tokens"))
+    used_in=("hogo.domain.merkle", "hogo.services.integrity", "hogo.crypto.tokens", "hogo.crypto.package"))
 HMAC_SHA_256 = Algorithm(
     "hmac-sha-256", "HMAC-SHA-256", "mac", "blind index of indexed fields, recovery-code MACs, webhook "
     "signatures", 256, 256, Cryptrec.RECOMMENDED, "HMAC and SHA-256 are both recommended.", "RFC 2104", digest="sha256",
@@ -106,7 +106,7 @@ HMAC_SHA_256 = Algorithm(
 HKDF_SHA_256 = Algorithm(
     "hkdf-sha-256", "HKDF-SHA-256", "kdf", "sub-keys from the instance key (one key per purpose)", 256, 256,
     Cryptrec.NOT_LISTED, "Key derivation is not a category of the list; HKDF is built from HMAC-SHA-256 "
-    "(recommended).", "RFC 5869 / NIST SP 800-56C", used_in=("hogo.crypto.keys",))
+    "(recommended).", "RFC 5869 / NIST SP 800-56C", used_in=("hogo.crypto.keys", "hogo.crypto.package"))
 ED25519 = Algorithm(
     "ed25519", "Ed25519 (EdDSA)", "signature", "signed log checkpoints and bundles (C2SP signed note); the "
     "record versions of integrity-2 files are committed under them", 256, 512, Cryptrec.RECOMMENDED,
@@ -116,7 +116,12 @@ ARGON2ID = Algorithm(
     "argon2id", "Argon2id", "password_hash", "password hashing; the passphrase that seals the key file",
     None, 256, Cryptrec.NOT_LISTED, "Password hashing is not a category of the list; Argon2id is RFC 9106's "
     "first choice (t=3, m=64 MiB, p=4 by default; 16-byte salt, 32-byte output).", "RFC 9106",
-    used_in=("hogo.crypto.passwords", "hogo.crypto.keys"))
+    used_in=("hogo.crypto.passwords", "hogo.crypto.keys", "hogo.crypto.package"))
+ECDH_P256 = Algorithm(
+    "ecdh-p256", "ECDH (P-256)", "key_agreement", "wrapping a take-out package's content key for its recipient "
+    "(ephemeral-static ECDH, then HKDF-SHA-256 and AES-256-GCM)", 256, 256, Cryptrec.RECOMMENDED,
+    "ECDH is on the e-Government Recommended Ciphers List (key agreement); P-256 (secp256r1) is one of the "
+    "curves it specifies.", "NIST SP 800-56A / SEC 1", used_in=("hogo.crypto.package",))
 TOTP_HMAC_SHA_1 = Algorithm(
     "totp-hmac-sha-1", "TOTP (HMAC-SHA-1, 6 digits, 30 s)", "otp", "second factor at sign-in (authenticator "
     "apps)", 160, None, Cryptrec.MONITORED, "SHA-1 is on the monitored list; HMAC-SHA-1 is used only because "
@@ -125,7 +130,8 @@ TOTP_HMAC_SHA_1 = Algorithm(
     used_in=("hogo.crypto.totp",))
 
 ALGORITHMS: dict[str, Algorithm] = {a.id: a for a in (
-    AES_256_GCM, AES_256_GCM_WRAP, SHA_256, HMAC_SHA_256, HKDF_SHA_256, ED25519, ARGON2ID, TOTP_HMAC_SHA_1)}
+    AES_256_GCM, AES_256_GCM_WRAP, SHA_256, HMAC_SHA_256, HKDF_SHA_256, ED25519, ARGON2ID, TOTP_HMAC_SHA_1,
+    ECDH_P256)}
 
 
 class AlgorithmRefused(Exception):
@@ -162,6 +168,7 @@ __all__ = [
     "AES_256_GCM",
     "ALGORITHMS",
     "ARGON2ID",
+    "ECDH_P256",
     "ED25519",
     "HKDF_SHA_256",
     "HMAC_SHA_256",

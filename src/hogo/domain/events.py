@@ -53,6 +53,16 @@ class Event(StrEnum):
     RECORDS_REENCRYPTED = "crypto:records:reencrypted"  # a batch of a rotation: the new stored versions
     RECORDS_COMMITTED = "crypto:records:committed"  # a file raised to integrity 2: its records' versions as they are
     INSTANCE_INITIALISED = "system:instance:initialised"
+    # Take-outs and provisions (issue 5, SEC-47..49, MN-5c, MN-6d, SEC-26..27): the take-out register.
+    TAKEOUT_REQUESTED = "takeout:request:created"
+    TAKEOUT_APPROVED = "takeout:request:approved"
+    TAKEOUT_CLOSED = "takeout:request:closed"  # rejected, cancelled or expired before it was taken out
+    TAKEOUT_TAKEN_OUT = "takeout:copy:taken_out"
+    TAKEOUT_DECLARED = "takeout:copy:declared"  # the taker says it was returned or disposed of
+    TAKEOUT_CONFIRMED = "takeout:copy:confirmed"  # someone else confirms the return or disposal
+    TAKEOUT_OVERDUE = "takeout:copy:overdue"
+    TAKEOUT_REMINDED = "takeout:copy:reminded"
+    TAKEOUT_REPORT_OVERDUE = "takeout:report:overdue"  # an emergency take-out not reported in time
     # Log analysis and its alerts (issue 4): ANON-12, ANON-13, SEC-132, MN-6c; configuration changes SEC-84.
     ANALYSIS_RUN = "audit:analysis:run"
     ANALYSIS_CONFIG_CHANGED = "audit:analysis:config_changed"
@@ -84,6 +94,8 @@ class Event(StrEnum):
     WORKCOPY_READ = "data:workcopy:read"
     WORKCOPY_DISPOSED = "data:workcopy:disposed"
     WORKCOPY_CONFIRMED = "data:workcopy:disposal_confirmed"
+    # Guarded bulk export and take-out packages (issue 5, SEC-46..49): one entry per export, listing every record.
+    RECORDS_EXPORTED = "data:record:export"
 
 
 class Outcome(StrEnum):

@@ -19,6 +19,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"  # 監査責任者
     SIRT = "sirt"  # SIRT 要員
     CONTRACTOR = "contractor"  # 委託先
+    INFORMATION_SECURITY_OFFICER = "information_security_officer"  # 情報セキュリティ責任者 (SEC-47(2), SEC-48(3))
 
     @property
     def label_ja(self) -> str:
@@ -37,6 +38,7 @@ ROLE_LABELS_JA: dict[Role, str] = {
     Role.AUDITOR: "監査責任者",
     Role.SIRT: "SIRT要員",
     Role.CONTRACTOR: "委託先",
+    Role.INFORMATION_SECURITY_OFFICER: "情報セキュリティ責任者",
 }
 
 ROLE_LABELS_EN: dict[Role, str] = {
@@ -47,6 +49,7 @@ ROLE_LABELS_EN: dict[Role, str] = {
     Role.AUDITOR: "Auditor",
     Role.SIRT: "SIRT member",
     Role.CONTRACTOR: "Contractor",
+    Role.INFORMATION_SECURITY_OFFICER: "Information security officer",
 }
 
 # Roles held within one department (課室); the others are organisation-wide.
@@ -104,6 +107,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SIRT: frozenset(_SELF | {Permission.AUDIT_READ, Permission.DEPT_READ} | _ALERTS
                          | {Permission.ANALYSIS_CONFIGURE}),
     Role.CONTRACTOR: frozenset(_SELF),
+    # Approves take-outs of confidentiality-3 information with the manager (SEC-47(2)) and sees their alerts.
+    Role.INFORMATION_SECURITY_OFFICER: frozenset(_SELF | {Permission.DEPT_READ, Permission.FILE_READ} | _ALERTS),
 }
 
 assert all(not (perms & DATA_PERMISSIONS) for perms in ROLE_PERMISSIONS.values())

@@ -108,6 +108,30 @@ RULE_TEXTS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
         ("{subject} が、過去 {lookback_days} 日間に使われていないアドレス {address} からサインインしました（{date}）。",
          "{subject} signed in from {address}, an address not used in the previous {lookback_days} days ({date})."),
     ),
+    # Take-outs (services.takeouts, SEC-49, SEC-27(1)): raised by the register's scheduled job and requests.
+    "takeout_overdue": (
+        ("持出しの返却・廃棄期限超過", "Take-out overdue"),
+        ("{subject} の持出し #{takeout}（{file}、{transport}、媒体 {media_id}）が返却・廃棄期限 {due} を過ぎています。",
+         "Take-out #{takeout} by {subject} ({file}, {transport}, medium {media_id}) was due back or disposed of by "
+         "{due}."),
+    ),
+    "takeout_emergency": (
+        ("緊急持出し（事後報告待ち）", "Emergency take-out (to be reported)"),
+        ("{subject} が承認前に緊急持出し #{takeout}（{file}）を行いました。{report_due} までに事後の承認が必要です。",
+         "{subject} took out #{takeout} ({file}) in an emergency without prior approval; it must be approved "
+         "afterwards by {report_due}."),
+    ),
+    "takeout_report_overdue": (
+        ("緊急持出しの事後報告の遅延", "Emergency take-out not reported in time"),
+        ("{subject} の緊急持出し #{takeout}（{file}）の事後承認が期限 {report_due} までに済んでいません。",
+         "The emergency take-out #{takeout} by {subject} ({file}) was not approved afterwards by {report_due}."),
+    ),
+    "takeout_report_rejected": (
+        ("緊急持出しの事後報告の却下", "Emergency take-out rejected afterwards"),
+        ("{subject} の緊急持出し #{takeout}（{file}）が事後に却下されました。複製の回収・廃棄を確認してください。",
+         "The emergency take-out #{takeout} by {subject} ({file}) was rejected afterwards: see that the copy is "
+         "returned or disposed of."),
+    ),
 }
 INACTIVE_STATES_JA = {"disabled": "無効", "expired": "期限切れ", "not_yet_valid": "有効期間前"}
 

@@ -68,6 +68,10 @@ class Level:
 
 
 ApplyFn = Callable[[Hogo, Principal, int, RequestContext], dict[str, Any]]
+# What a kind shows of a request beyond the common columns (e.g. a take-out's recipient and due date).
+DetailsFn = Callable[[Session, ApprovalRequest], dict[str, Any] | None]
+# Run in the transaction that rejects or cancels a request (e.g. to close a take-out's register entry).
+ClosedFn = Callable[[Session, Hogo, ApprovalRequest, Principal, RequestContext], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +82,8 @@ class Kind:
     label_ja: str
     label_en: str
     apply: ApplyFn | None = None
+    details: DetailsFn | None = None
+    closed: ClosedFn | None = None
 
 
 KINDS: dict[str, Kind] = {}
@@ -89,7 +95,8 @@ def register_kind(kind: Kind) -> None:
 
 def _kind(name: str) -> Kind:
     if name not in KINDS:  # kinds register themselves when their module is imported
-        import hogo.services.corrections  # noqa: F401
+        import hogo.services.corrections
+        import hogo.services.takeouts  # noqa: F401
     kind = KINDS.get(name)
     if kind is None:
         raise ValidationFailed(f"unknown kind of request {name!r}", field="kind")
@@ -101,7 +108,8 @@ def _kind(name: str) -> Kind:
 
 def superior(db: Session, level: Level) -> Level | None:
     """The level above: a department's protection manager answers to the parent department's, the
-    top department's to the general protection manager (総括保護管理者), who has none above."""
+    top department's to the general protection manager (総括保護管理者), who has none above; so does the
+    information-security officer (情報セキュリティ責任者, a take-out's second step)."""
     if level.role == Role.GENERAL_PROTECTION_MANAGER.value:
         return None
     if level.role == Role.PROTECTION_MANAGER.value and level.department:
@@ -177,6 +185,7 @@ class RequestView:
     decided_at: dt.datetime | None
     applied_at: dt.datetime | None
     can_decide: bool  # the viewer may decide one of its open steps now
+    details: dict[str, Any] | None = None  # what the kind adds (a take-out's recipient, transport, due date)
 
     @property
     def status_ja(self) -> str:
@@ -212,12 +221,14 @@ def _view(db: Session, r: ApprovalRequest, viewer: Principal | None,
                                                          d.reason, d.decided_at)))
     subject = db.scalar(select(User.username).where(User.id == r.subject_user_id)) if r.subject_user_id else None
     can = viewer is not None and _open_step(r, decided, viewer) is not None
+    kind = KINDS.get(r.kind) or _kind(r.kind)
     return RequestView(
         id=r.id, kind=r.kind, status=r.status, requester=r.requester_name, subject_user=subject, file=r.file_code,
         record_id=r.record_id, purpose=r.purpose, reason=r.reason, fields=tuple(r.fields),
         base_revision=r.base_revision,
         steps=tuple(steps), outcome=r.outcome, created_at=r.created_at, updated_at=r.updated_at,
-        decided_at=r.decided_at, applied_at=r.applied_at, can_decide=can)
+        decided_at=r.decided_at, applied_at=r.applied_at, can_decide=can,
+        details=kind.details(db, r) if kind.details else None)
 
 
 def _open_step(r: ApprovalRequest, decided: dict[int, ApprovalDecision], p: Principal) -> int | None:
@@ -409,6 +420,8 @@ def decide(hogo: Hogo, principal: Principal, request_id: int, *, approve: bool, 
             r.updated_at = now
             if not approve:
                 r.status, r.decided_at, r.payload = "rejected", now, None  # the proposed values are not kept
+                if (closed := _kind(r.kind).closed) is not None:
+                    closed(db, hogo, r, principal, ctx)
             elif len(decided) + 1 == len(r.steps):
                 r.status, r.decided_at = "approved", now
             _log(db, hogo, principal, r, event, ctx, details={"step": index, "level": Level(
@@ -502,6 +515,8 @@ def cancel(hogo: Hogo, principal: Principal, request_id: int, *, reason: str | N
                            details={"status": r.status})
         r.status, r.updated_at, r.payload = "cancelled", hogo.clock.now(), None
         r.outcome = {"cancelled": True, **({"note": text} if text else {})}
+        if (closed := _kind(r.kind).closed) is not None:
+            closed(db, hogo, r, principal, ctx)
         _log(db, hogo, principal, r, Event.APPROVAL_CANCELLED, ctx)
     return get_request(hogo, principal, request_id)
 

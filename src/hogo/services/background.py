@@ -20,6 +20,7 @@ log = logging.getLogger("hogo.background")
 
 RETENTION_INTERVAL_S = 24 * 3600
 WORKING_COPY_INTERVAL_S = 60.0  # expired working copies are disposed of within a minute (ANON-17)
+TAKEOUT_INTERVAL_S = 300
 
 
 class BackgroundJobs:
@@ -31,13 +32,14 @@ class BackgroundJobs:
         self._last_run: dict[str, float] = {}
 
     def jobs(self) -> list[tuple[str, float, Callable[[Hogo], object]]]:
-        from hogo.services import analysis, audit_access, audit_tree, workcopies
+        from hogo.services import analysis, audit_access, audit_tree, takeouts, workcopies
 
         return [
             ("checkpoint", self.tick_s, audit_tree.checkpoint_if_due),
             ("analysis", float(self.hogo.settings.analysis_interval_s), analysis.run_scheduled),
             ("retention", RETENTION_INTERVAL_S, lambda h: audit_access.run_retention(h)),
             ("working_copies", WORKING_COPY_INTERVAL_S, lambda h: workcopies.dispose_expired(h)),  # ANON-17
+            ("takeouts", TAKEOUT_INTERVAL_S, takeouts.run_scheduled),  # overdue copies, late reports (SEC-49)
         ]
 
     def run_once(self, *, force: bool = False) -> None:

@@ -1130,3 +1130,247 @@ def correction_changes(hogo: Hogo, principal: Principal, request_id: int, *, ctx
 
 
 __all__ += ["CorrectionChanges", "PreparedCorrection", "apply_correction", "correction_changes", "prepare_correction"]
+
+
+# ------------------------------------------------------------------- bulk export (SEC-46..49, ANON-7)
+# One guarded path for every copy that leaves hogo in bulk: a plain CSV export (``hogo record export``) and
+# a take-out package (services/packages.py). The export grant decides fields × purpose × records; the file's
+# marks decide whether this use is allowed at all (handling.refusals: no-copy, no-take-out, encryption
+# required, publish only confidentiality 1); one access entry listing every record ID is committed before
+# any value is decrypted; values are then decrypted a batch at a time while the caller writes them out.
+
+EXPORT_BATCH = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSelection:
+    """Which records: the given record IDs, the records matching exact ``where`` conditions on indexed fields,
+    the records of one ``segment``, or (nothing given) every record the requester's grants cover."""
+
+    record_ids: tuple[str, ...] | None = None
+    where: Mapping[str, str] | None = None
+    segment: str | None = None
+
+    @classmethod
+    def of(cls, value: ExportSelection | Sequence[str] | Mapping[str, str] | None) -> ExportSelection:
+        if value is None:
+            return cls()
+        if isinstance(value, ExportSelection):
+            return value
+        if isinstance(value, Mapping):
+            return cls(where=dict(value))
+        if isinstance(value, str):
+            raise ValidationFailed("give record IDs as a list", field="selection")
+        return cls(record_ids=tuple(value))
+
+
+class ExportRefused(Forbidden):
+    """The file's marks forbid this use (SEC-46..48): the reasons in Japanese and English."""
+
+
+@dataclasses.dataclass
+class ExportStream:
+    """An allowed export, already on record: the columns, marks and records, and ``rows()`` that decrypts
+    them batch by batch (never all the plaintext at once). Rows are ``[record_id, value, …]`` in ``columns``
+    order; identification codes are masked unless revealed."""
+
+    file: str
+    file_name: str
+    fields: tuple[str, ...]
+    marks: Any  # handling.Marks
+    purpose: str
+    use: str
+    record_ids: tuple[str, ...]
+    masked: tuple[str, ...]
+    revealed: tuple[str, ...]
+    log_seq: int | None
+    _hogo: Hogo = dataclasses.field(repr=False)
+    _file_id: int = dataclasses.field(repr=False)
+    _keys: FileKeys = dataclasses.field(repr=False)
+    _pks: list[int] = dataclasses.field(repr=False)
+    _all_fields: tuple[str, ...] = dataclasses.field(repr=False, default=())
+    exported: int = 0  # rows yielded so far by ``rows()``
+
+    @property
+    def count(self) -> int:
+        return len(self.record_ids)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("record_id", *self.fields)
+
+    def rows(self, batch: int = EXPORT_BATCH) -> Iterator[list[str]]:
+        fields, masked, keys = self.fields, frozenset(self.masked), self._keys
+        # By primary key only (with the file ID in the condition, a planner may scan the file's records for
+        # every batch); the file is checked on each row instead.
+        stmt = select(Record.id, Record.file_id, Record.record_id, Record.blob).where(
+            Record.id.in_(bindparam("pks", expanding=True)))
+        file_id = self._file_id
+        every = None if len(fields) == len(set(fields)) and set(fields) >= set(self._all_fields) else fields
+        for start in range(0, len(self._pks), batch):
+            pks = self._pks[start:start + batch]
+            with self._hogo.unit_of_work(readonly=True) as db:
+                got = {pk: (rid, bytes(blob)) for pk, fid, rid, blob in db.connection().execute(stmt, {"pks": pks})
+                       if fid == file_id}
+            for pk in pks:
+                if pk not in got:  # deleted after the export was decided: not exported
+                    continue
+                rid, blob = got[pk]
+                values = keys.open_record(rid, blob, fields=every)
+                self.exported += 1
+                yield [rid, *(mask(values[n]) if n in masked and n in values else values.get(n, "") for n in fields)]
+
+
+def _export_record_ids(db: Session, hogo: Hogo, c: _Context, keys: FileKeys, sel: ExportSelection,
+                       fields: Sequence[str], reveal: frozenset[str]) -> list[tuple[int, str]]:
+    """(primary key, record ID) of the selected records, in storage order. Each record's segment is decided
+    for ``export`` of ``fields`` (and ``reveal`` of the revealed fields). Explicit record IDs outside the
+    requester's scope, or missing, refuse the export (alike: no oracle); otherwise records out of scope are
+    left out, as a search leaves them out — but not when a reveal was asked and only the reveal is refused."""
+    q = select(Record.id, Record.record_id, Record.segment).where(Record.file_id == c.row.id)
+    for name, raw in (sel.where or {}).items():
+        if name not in c.spec.field_names:
+            raise ValidationFailed(f"no field {name!r} in this file", field="where")
+        f = c.spec.field(name)
+        if not f.indexed:
+            raise ValidationFailed(f"field {name!r} is not indexed (exact-match selection needs indexed: true)",
+                                   field="where")
+        try:
+            value = normalise_value(f, raw)
+        except ValueError as exc:
+            raise ValidationFailed(f"{name}: {exc}", field="where") from None
+        q = q.where(Record.id.in_(select(RecordIndex.record_pk).where(
+            RecordIndex.file_id == c.row.id, RecordIndex.field == name,
+            RecordIndex.digest == keys.blind_index(name, value))))
+    if sel.segment is not None:
+        q = q.where(Record.segment == sel.segment)
+    decided: dict[str | None, tuple[Decision, Decision | None]] = {}
+
+    def decide_segment(seg: str | None) -> tuple[Decision, Decision | None]:
+        got = decided.get(seg)
+        if got is None:
+            ed = _decide(hogo, c, Action.EXPORT, fields=fields, segment=seg, segment_applies=True)
+            rd = _decide(hogo, c, Action.REVEAL, fields=reveal, segment=seg, segment_applies=True) if (
+                reveal and ed.allowed) else None
+            got = decided[seg] = (ed, rd)
+        return got
+
+    out: list[tuple[int, str]] = []
+    if sel.record_ids is not None:
+        wanted = list(dict.fromkeys(sel.record_ids))
+        if not wanted:
+            raise ValidationFailed("give at least one record ID", field="records")
+        found: dict[str, tuple[int, str | None]] = {}
+        for start in range(0, len(wanted), 1000):
+            for row_pk, row_id, row_seg in db.execute(q.where(Record.record_id.in_(wanted[start:start + 1000]))):
+                found[row_id] = (row_pk, row_seg)
+        for rid in wanted:
+            hit = found.get(rid)
+            pk, seg = hit if hit is not None else (None, None)
+            ed, rd = decide_segment(seg)
+            bad = ed if not ed.allowed else rd if rd is not None and not rd.allowed else None
+            if bad is None and pk is None:
+                bad = Decision(False, f"no record {rid!r} you may export", "record_out_of_scope",
+                               requirement="MN-6a")
+            if bad is not None:
+                raise _deny(hogo, c, Event.RECORDS_EXPORTED, bad, records=[rid], fields=fields)
+            assert pk is not None
+            out.append((pk, rid))
+        return out
+    for pk, rid, seg in db.execute(q.order_by(Record.id)):
+        ed, rd = decide_segment(seg)
+        if not ed.allowed:
+            continue
+        if rd is not None and not rd.allowed:
+            raise _deny(hogo, c, Event.RECORDS_EXPORTED, rd, records=[rid], fields=fields)
+        out.append((pk, rid))
+    return out
+
+
+@guarded
+def export_records(hogo: Hogo, principal: Principal, file_code: str, *, fields: Sequence[str] | None,
+                   selection: ExportSelection | Sequence[str] | Mapping[str, str] | None = None,
+                   purpose: str | None, use: Any = None, encrypted: bool = False, outside_scope: bool = False,
+                   reveal: Iterable[str] = (), ctx: RequestContext, extra: Mapping[str, Any] | None = None
+                   ) -> ExportStream:
+    """A guarded bulk export (SEC-46..49, ANON-7, MN-6a).
+
+    ``fields``: the columns (None: every field the export grants cover); ``selection``: record IDs, exact
+    ``where`` conditions or a segment (None: every record in scope); ``use``: handling.Use (EXPORT, PACKAGE,
+    PUBLISH; default EXPORT); ``encrypted``: the copy leaves hogo encrypted (a package); ``outside_scope``: it
+    goes to someone outside the viewing scope (provision); ``reveal``: identification codes to export unmasked
+    (needs a reveal grant); ``extra``: details for the access entry (e.g. the package's tracking ID).
+
+    The export grant decides, then the marks (a refusal is recorded with its reason and raised as
+    ExportRefused); then ONE access entry (``data:record:export``, listing every record ID) is committed before
+    anything is decrypted — it counts toward the bulk-export alerts. The returned stream decrypts in batches."""
+    from hogo.domain import handling
+
+    use = handling.Use(use or handling.Use.EXPORT)
+    reveal_set = frozenset(reveal)
+    sel = ExportSelection.of(selection)
+    with hogo.unit_of_work(readonly=True) as db:
+        c = _open(hogo, db, principal, file_code, purpose, Action.EXPORT, ctx)
+        names = c.spec.field_names
+        wanted: list[str] | None = None
+        if fields is not None:
+            wanted = list(dict.fromkeys(f.strip() for f in fields if f.strip()))
+            unknown = [f for f in wanted if f not in names]
+            if unknown:
+                raise ValidationFailed(f"no field(s) {', '.join(unknown)} in this file", field="fields")
+            if not wanted:
+                raise ValidationFailed("name at least one field to export", field="fields")
+        for name in reveal_set:
+            if name not in names or not c.spec.field(name).is_identification_code:
+                raise ValidationFailed(f"field {name!r} is not a masked identification code", field="reveal")
+        d = _decide(hogo, c, Action.EXPORT, fields=wanted, segment=None, segment_applies=False)
+        if not d.allowed:
+            raise _deny(hogo, c, Event.RECORDS_EXPORTED, d, records=[], fields=wanted or ())
+        cols = tuple(wanted) if wanted is not None else readable_fields(d, names)
+        if reveal_set - set(cols):
+            raise ValidationFailed("a revealed field must also be exported", field="reveal")
+        if reveal_set:
+            d2 = _decide(hogo, c, Action.REVEAL, fields=reveal_set, segment=None, segment_applies=False)
+            if not d2.allowed:
+                raise _deny(hogo, c, Event.RECORDS_EXPORTED, d2, records=[], fields=cols)
+        marks = handling.Marks.of(c.spec)
+        refused = handling.refusals(marks, use, encrypted=encrypted, outside_scope=outside_scope)
+        if not refused:
+            keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
+            picked = _export_record_ids(db, hogo, c, keys, sel, cols, reveal_set)
+    if refused:
+        reasons = [{"restriction": str(r.restriction), "ja": r.reason_ja, "en": r.reason_en} for r in refused]
+        with hogo.unit_of_work() as db:
+            _record_access(db, hogo, c, Event.RECORDS_EXPORTED, Outcome.DENIED, records=[], fields=cols,
+                           decision=None, reason="restricted",
+                           extra={"use": use.value, "marks": marks.label, "refusals": reasons,
+                                  "requirement": "SEC-47"})
+        message = "; ".join(f"{r.reason_en} ({r.reason_ja})" for r in refused)
+        if any(r.restriction == "encryption_required" for r in refused) and use is handling.Use.EXPORT:
+            message += " — use a take-out package instead (持出しパッケージを使ってください)"
+        raise ExportRefused(f"export refused by the file's marks {marks.label}: {message}", code="export_restricted",
+                            requirement="SEC-47" if use is not handling.Use.PUBLISH else "SEC-48",
+                            details={"file": c.row.code, "marks": marks.to_dict(), "refusals": reasons})
+    record_ids = tuple(rid for _, rid in picked)
+    masked = tuple(n for n in cols if c.spec.field(n).is_identification_code and n not in reveal_set)
+    details: dict[str, Any] = {"use": use.value, "marks": marks.label, "encrypted": encrypted,
+                               "outside_scope": outside_scope, "count": len(record_ids)}
+    if reveal_set:
+        details["revealed"] = sorted(reveal_set)
+    if sel.where:
+        details["where_fields"] = sorted(sel.where)
+    if extra:
+        details.update(extra)
+    entry = _access_entry(hogo, c, Event.RECORDS_EXPORTED, Outcome.SUCCESS, records=record_ids, fields=cols,
+                          decision=d, extra=details)
+    due = _grants_to_touch(hogo, d)
+    with hogo.unit_of_work() as db:  # on record (fail closed) before any value is decrypted
+        audit.add(db, [entry])
+        _touch_grants(db, hogo, due)
+    return ExportStream(file=c.row.code, file_name=c.spec.name, fields=cols, marks=marks, purpose=c.purpose,
+                        use=use.value, record_ids=record_ids, masked=masked, revealed=tuple(sorted(reveal_set)),
+                        log_seq=None, _hogo=hogo, _file_id=c.row.id, _keys=keys, _pks=[pk for pk, _ in picked],
+                        _all_fields=c.spec.field_names)
+
+
+__all__ += ["EXPORT_BATCH", "ExportRefused", "ExportSelection", "ExportStream", "export_records"]

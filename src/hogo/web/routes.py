@@ -593,10 +593,12 @@ def install(app: FastAPI) -> None:
     from hogo.web.audit_routes import router as audit_router
     from hogo.web.data_routes import router as data_router
     from hogo.web.marks_routes import router as marks_router
+    from hogo.web.takeout_routes import router as takeout_router
 
     app.include_router(data_router)
     app.include_router(audit_router)
     app.include_router(alert_router)
     app.include_router(approval_router)
     app.include_router(marks_router)
+    app.include_router(takeout_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
