@@ -101,7 +101,25 @@ def test_one_access_entry_lists_every_record_before_values_flow_and_codes_stay_m
     body = _payload(entry)
     assert set(body["records"]) == set(stream.record_ids) and len(stream.record_ids) == 2500
     assert body["details"]["use"] == "export" and body["fields"] == ["employee_no", "my_number"]
-    rows = list(stream.rows(batch=700))
+    # Decrypted a batch at a time: each batch is one fetch, and nothing is read before the consumer asks.
+    fetches = 0
+    real = hogo.unit_of_work
+
+    def counting(*a, **kw):
+        nonlocal fetches
+        fetches += 1
+        return real(*a, **kw)
+
+    hogo.unit_of_work = counting  # type: ignore[method-assign]
+    try:
+        it = stream.rows(batch=700)
+        assert fetches == 0
+        first = next(it)
+        assert fetches == 1 and stream.exported == 1
+        rows = [first, *it]
+    finally:
+        del hogo.unit_of_work
+    assert fetches == 4  # 2500 records in batches of 700
     assert len(rows) == 2500 and stream.exported == 2500
     assert {r[2] for r in rows} == {"********9018"} and stream.masked == ("my_number",)
     # Reveal needs a reveal grant …
