@@ -101,7 +101,25 @@ def test_one_access_entry_lists_every_record_before_values_flow_and_codes_stay_m
     body = _payload(entry)
     assert set(body["records"]) == set(stream.record_ids) and len(stream.record_ids) == 2500
     assert body["details"]["use"] == "export" and body["fields"] == ["employee_no", "my_number"]
-    rows = list(stream.rows(batch=700))
+    # Decrypted a batch at a time: each batch is one fetch, and nothing is read before the consumer asks.
+    fetches = 0
+    real = hogo.unit_of_work
+
+    def counting(*a, **kw):
+        nonlocal fetches
+        fetches += 1
+        return real(*a, **kw)
+
+    hogo.unit_of_work = counting  # type: ignore[method-assign]
+    try:
+        it = stream.rows(batch=700)
+        assert fetches == 0
+        first = next(it)
+        assert fetches == 1 and stream.exported == 1
+        rows = [first, *it]
+    finally:
+        del hogo.unit_of_work
+    assert fetches == 4  # 2500 records in batches of 700
     assert len(rows) == 2500 and stream.exported == 2500
     assert {r[2] for r in rows} == {"********9018"} and stream.masked == ("my_number",)
     # Reveal needs a reveal grant …
@@ -222,3 +240,30 @@ def test_exports_count_toward_the_bulk_export_alert_MN_3b(org: Org):
         found = analysis.evaluate(db, new_from=now - dt.timedelta(hours=1), new_until=now + dt.timedelta(hours=1),
                                   config=cfg, tz_name="Asia/Tokyo")
     assert [f.subject_name for f in found if f.rule == "exports"] == ["clerk.ito"]
+
+
+def test_export_over_http_streams_the_csv_with_its_marks_and_refuses_before_any_data_SEC_46_SEC_47(
+        client, org: Org):
+    """SEC-46(1): the marks travel with the CSV (X-Hogo-Marks); SEC-47: a refused export is a 403 with the
+    reasons, and no package can be made over the API (only an approved take-out makes one)."""
+    from urllib.parse import quote
+
+    from support import bearer
+
+    _grant(org, OPEN)
+    _grant(org, SECRET)
+    _fill(org, OPEN, _people(5))
+    h = {**bearer(org.token("clerk.ito")), "X-Hogo-Purpose": quote(P1)}
+    r = client.post(f"/api/v1/files/{OPEN}/records/export", headers=h,
+                    json={"fields": ["employee_no", "my_number"], "encoding": "utf-8-bom"})
+    assert r.status_code == 200, r.text
+    assert r.content.startswith(b"\xef\xbb\xbf") and r.headers["x-hogo-record-count"] == "5"
+    marks = json.loads(r.headers["x-hogo-marks"])
+    assert marks["label"] == "C2-I1-A1" and marks["label_ja"].startswith("機密性2情報")
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert len(rows) == 6 and rows[1][2] == "********9018"
+    r = client.post(f"/api/v1/files/{SECRET}/records/export", headers=h, json={"fields": ["name"]})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "export_restricted"
+    assert "use a take-out package" in r.json()["error"]["message"]
+    paths = {getattr(route, "path", "") for route in client.app.routes}
+    assert not any("package" in p for p in paths)

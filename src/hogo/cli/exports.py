@@ -113,7 +113,12 @@ def record_export(
         fd2 = os.open(marks_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd2, "w", encoding="utf-8") as mf:
             json.dump(marks, mf, ensure_ascii=False, indent=1, sort_keys=True)
-        os.link(tmp, out_path)
+        try:
+            os.link(tmp, out_path)  # never over a file that appeared meanwhile
+        except FileExistsError:
+            raise usage_error(f"{out_path} exists already; choose another --out", code="bad_file") from None
+        except OSError:  # no hard links on this file system (e.g. FAT media)
+            os.replace(tmp, out_path)
     except BaseException:
         with contextlib.suppress(OSError):
             if marks_path.exists() and not out_path.exists():

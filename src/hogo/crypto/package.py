@@ -540,10 +540,11 @@ def open_package(path: Path, *, public_key_text: str, out_dir: Path,
     for p in (data_path, marks_path):
         if p.exists():
             raise PackageError("output", f"{p} exists already; refusing to overwrite it")
-    tmp = out_dir / f".{stem}.csv.part"
+    tmp = out_dir / f".{stem}.{os.urandom(4).hex()}.part"
     plain = hashlib.sha256()
+    wrote_marks = False
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "wb") as out, path.open("rb") as fh:
             r = _Reader(fh)
             if _read_header(r) != header:
@@ -568,13 +569,22 @@ def open_package(path: Path, *, public_key_text: str, out_dir: Path,
                  "label": manifest.get("marks_label"), "label_ja": manifest.get("marks_label_ja"),
                  "open_once": verified.open_once, "file": manifest.get("file"), "purpose": manifest.get("purpose"),
                  "due": manifest.get("due"), "signed_by": verified.key_name}
-        fd = os.open(marks_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(marks_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        wrote_marks = True
         with os.fdopen(fd, "w", encoding="utf-8") as mf:
             json.dump(marks, mf, ensure_ascii=False, indent=1, sort_keys=True)
-        os.replace(tmp, data_path)
+        try:
+            os.link(tmp, data_path)  # never over a file that appeared meanwhile
+        except FileExistsError:
+            raise PackageError("output", f"{data_path} exists already; refusing to overwrite it") from None
+        except OSError:  # no hard links on this file system (e.g. FAT media)
+            os.replace(tmp, data_path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if wrote_marks and not data_path.exists():
+            marks_path.unlink(missing_ok=True)
         raise
+    finally:
+        tmp.unlink(missing_ok=True)
     disposed = False
     if dispose and verified.open_once:
         path.unlink()

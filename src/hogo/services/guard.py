@@ -1183,7 +1183,6 @@ class ExportStream:
     record_ids: tuple[str, ...]
     masked: tuple[str, ...]
     revealed: tuple[str, ...]
-    log_seq: int | None
     _hogo: Hogo = dataclasses.field(repr=False)
     _file_id: int = dataclasses.field(repr=False)
     _keys: FileKeys = dataclasses.field(repr=False)
@@ -1369,7 +1368,7 @@ def export_records(hogo: Hogo, principal: Principal, file_code: str, *, fields: 
         _touch_grants(db, hogo, due)
     return ExportStream(file=c.row.code, file_name=c.spec.name, fields=cols, marks=marks, purpose=c.purpose,
                         use=use.value, record_ids=record_ids, masked=masked, revealed=tuple(sorted(reveal_set)),
-                        log_seq=None, _hogo=hogo, _file_id=c.row.id, _keys=keys, _pks=[pk for pk, _ in picked],
+                        _hogo=hogo, _file_id=c.row.id, _keys=keys, _pks=[pk for pk, _ in picked],
                         _all_fields=c.spec.field_names)
 
 
