@@ -17,6 +17,7 @@ from hogo.config import Settings
 from hogo.crypto import Keyring, PasswordHasher, load_keyring
 from hogo.crypto.envelope import FileKeys
 from hogo.crypto.factory import build_key_provider
+from hogo.crypto.keystore import KeyStore, keystore_path
 from hogo.crypto.providers import KeyProvider
 from hogo.domain.auditlog import LogEntry
 from hogo.domain.passwords import PasswordPolicy, load_common_passwords
@@ -73,6 +74,14 @@ class Hogo:
     _group_want: int = 0
     _group_signal: threading.Lock | None = None
     _group_queue: list[_Grouped] = dataclasses.field(default_factory=list)
+
+    @property
+    def keystore(self) -> KeyStore:
+        """The wrapped file keys, kept beside the KEK and never in the database (crypto/keystore.py)."""
+        store = self.extras.get("keystore")
+        if store is None:
+            store = self.extras["keystore"] = KeyStore(keystore_path(self.settings.keys_dir))
+        return store  # type: ignore[no-any-return]
 
     @property
     def password_policy(self) -> PasswordPolicy:

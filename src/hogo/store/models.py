@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -271,6 +272,8 @@ class PersonalDataFile(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Issue 5 (erasure): when the file's keys were destroyed and its records purged; the entry stays.
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class FileVersion(Base):
@@ -312,6 +315,7 @@ class Record(Base):
     __table_args__ = (
         UniqueConstraint("file_id", "record_id", name="uq_records_record_id"),
         Index("ix_records_file_key_version", "file_id", "key_version"),
+        Index("ix_records_dispose_after", "file_id", "dispose_after"),  # issue 5 (retention)
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -325,6 +329,8 @@ class Record(Base):
     created_by_id: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_by_id: Mapped[int | None] = mapped_column(Integer)
+    # Issue 5 (retention): the day after which the record is due for disposal (None: no due date yet).
+    dispose_after: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class RecordIndex(Base):
