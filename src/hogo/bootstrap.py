@@ -81,7 +81,7 @@ class Hogo:
         store = self.extras.get("keystore")
         if store is None:
             store = self.extras["keystore"] = KeyStore(keystore_path(self.settings.keys_dir))
-        return store  # type: ignore[no-any-return]
+        return store
 
     @property
     def password_policy(self) -> PasswordPolicy:
