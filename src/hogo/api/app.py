@@ -18,6 +18,7 @@ from hogo.api.alert_routes import router as alert_router
 from hogo.api.approval_routes import router as approval_router
 from hogo.api.audit_routes import router as audit_router
 from hogo.api.data_routes import router as data_router
+from hogo.api.erasure_routes import router as erasure_router
 from hogo.api.routes import router as api_router
 from hogo.bootstrap import Hogo, build, check_ready_to_serve
 from hogo.config import load_settings
@@ -156,6 +157,9 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from hogo.services.files import move_keys_out_of_database
+
+        move_keys_out_of_database(hogo)  # wrapped keys an older instance kept in the database (issue 5)
         checkpointer = None
         if background_checkpoints and hogo.settings.is_sqlite:
             checkpointer = BackgroundCheckpointer(hogo.engine)
@@ -209,6 +213,7 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
     app.include_router(audit_router)
     app.include_router(alert_router)
     app.include_router(approval_router)
+    app.include_router(erasure_router)
     install_web(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes,

@@ -29,12 +29,14 @@ class BackgroundJobs:
         self._last_run: dict[str, float] = {}
 
     def jobs(self) -> list[tuple[str, float, Callable[[Hogo], object]]]:
-        from hogo.services import analysis, audit_access, audit_tree
+        from hogo.services import analysis, audit_access, audit_tree, erasure
 
         return [
             ("checkpoint", self.tick_s, audit_tree.checkpoint_if_due),
             ("analysis", float(self.hogo.settings.analysis_interval_s), analysis.run_scheduled),
             ("retention", RETENTION_INTERVAL_S, lambda h: audit_access.run_retention(h)),
+            # Issue 5: records past their retention are erased, with certificates (SEC-50, ANON-10).
+            ("disposal", RETENTION_INTERVAL_S, lambda h: erasure.retention_run(h)),
         ]
 
     def run_once(self, *, force: bool = False) -> None:
