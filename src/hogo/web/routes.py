@@ -592,9 +592,11 @@ def install(app: FastAPI) -> None:
     from hogo.web.approval_routes import router as approval_router
     from hogo.web.audit_routes import router as audit_router
     from hogo.web.data_routes import router as data_router
+    from hogo.web.erasure_routes import router as erasure_router
 
     app.include_router(data_router)
     app.include_router(audit_router)
     app.include_router(alert_router)
     app.include_router(approval_router)
+    app.include_router(erasure_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
