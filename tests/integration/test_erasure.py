@@ -364,3 +364,21 @@ def test_a_crash_after_the_keys_of_a_file_are_destroyed_is_finished_on_rerun(org
     with hogo.unit_of_work(readonly=True) as db:
         assert db.scalar(select(func.count()).select_from(Record)) == 0
         assert db.scalar(select(DeletionRecord.status)) == "complete"
+
+
+def test_an_import_fills_buckets_of_the_set_size(org: Org):
+    """An import batch is spread over key versions so no bucket holds more than its size: erasing one
+    record later re-encrypts a bucket, not the batch (SEC-50)."""
+    import io
+
+    hogo = org.inst.hogo
+    _create(org, 1)  # v1 holds one record: one place left
+    data = "employee_no,name,my_number,department\n" + "".join(
+        f"E1{i:03d},社員 {i},{_mn(100 + i)},KYUYO\n" for i in range(6))
+    rep = guard.import_records(hogo, org.p("clerk.ito"), FILE, io.BytesIO(data.encode()), purpose=P1, ctx=CTX)
+    assert rep.imported == 6
+    with hogo.unit_of_work(readonly=True) as db:
+        sizes = dict(db.execute(select(Record.key_version, func.count()).group_by(Record.key_version)).all())
+    assert sizes == {1: 2, 2: 2, 3: 2, 4: 1}
+    found = guard.find_records(hogo, org.p("clerk.ito"), FILE, {"my_number": _mn(103)}, purpose=P1, ctx=CTX)
+    assert [r.values["employee_no"] for r in found] == ["E1003"]

@@ -104,15 +104,17 @@ class FileKeys:
         version, blobs = self.seal_records([(record_id, values)])
         return version, blobs[0]
 
-    def seal_records(self, records: Sequence[tuple[str, Mapping[str, str]]]) -> tuple[int, list[bytes]]:
+    def seal_records(self, records: Sequence[tuple[str, Mapping[str, str]]], version: int | None = None
+                     ) -> tuple[int, list[bytes]]:
         """``seal_record`` for many records (an import batch): (key version, one blob per record).
 
         Each value is still encrypted on its own, with its own random 96-bit nonce and its own
         associated data (file, record, field, key version); what is shared is the work around it:
         one read of the OS random source for all the nonces (a system call per field costs as much
         as the encryption), and the per-field parts of the associated data and of the blob, made
-        once per field name."""
-        version = self.current_version
+        once per field name. ``version``: another live key version than the current one (an import
+        batch that fills one bucket and starts the next)."""
+        version = self.current_version if version is None else version
         encrypt = self._aeads[version].encrypt
         parts_of = self._field_parts(version)
         head = _HEADER.pack(ALG_AES_256_GCM, version)

@@ -334,6 +334,38 @@ def new_key_version(hogo: Hogo, db: Session, file_id: int) -> int:
     return version
 
 
+def import_plan(hogo: Hogo, db: Session, file_id: int, rows: int, filled: tuple[int, int] | None = None
+                ) -> tuple[FileKeys, list[tuple[int, int]], tuple[int, int]]:
+    """For an import batch of ``rows`` records: the keys and which key version each run of rows goes
+    under, ``[(version, count), …]`` in order — the rest of the current bucket, then new versions of
+    ``BUCKET_RECORDS`` each (started here, in the caller's transaction). ``filled``: (version, records)
+    as the import's previous plan left it (its batch may not be committed yet); returned for the next."""
+    size = bucket_records(hogo)
+    current = db.scalar(select(PersonalDataFile.data_key_version).where(PersonalDataFile.id == file_id))
+    assert current is not None
+    n = db.scalar(select(func.count()).select_from(Record).where(
+        Record.file_id == file_id, Record.key_version == current)) or 0
+    if filled is not None and filled[0] == current:
+        n = max(n, filled[1])
+    plan: list[tuple[int, int]] = []
+    room = max(0, size - n)
+    left = rows
+    if room:
+        plan.append((current, min(room, left)))
+        left -= plan[-1][1]
+    while left > 0:
+        current = new_key_version(hogo, db, file_id)
+        plan.append((current, min(size, left)))
+        left -= plan[-1][1]
+    if not plan:
+        last = (current, n)
+    elif len(plan) == 1 and room:  # all in the bucket that was current
+        last = (current, n + rows)
+    else:
+        last = (current, plan[-1][1])
+    return file_keys(hogo, db, file_id, current), plan, last
+
+
 def writable_keys(hogo: Hogo, db: Session, file_id: int, current_version: int | None = None, *,
                   adding: int = 1) -> FileKeys:
     """``file_keys`` for a write of ``adding`` records: when the current version's bucket is full, a new

@@ -40,7 +40,7 @@ from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hogo.services import audit, audit_tree, integrity
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
-from hogo.services.files import file_by_code, file_keys, load_spec, writable_keys
+from hogo.services.files import file_by_code, file_keys, import_plan, load_spec, writable_keys
 from hogo.services.grants import candidate_grants
 from hogo.store.bulk import insert_many
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
@@ -698,6 +698,7 @@ def import_records(
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hogo-import-writer")
     in_flight: Future[tuple[list[str], list[RowProblem]]] | None = None
     given: list[int] = []  # positions in the batch of rows whose record ID the CSV gave
+    filled: tuple[int, int] | None = None  # the key version the last batch ended in, and its records
 
     def write(sealed: _Sealed) -> tuple[list[str], list[RowProblem]]:
         if session is not None:
@@ -719,10 +720,12 @@ def import_records(
         nonlocal in_flight, keys
         if not batch:
             return
-        if session is None:  # a new key version when the current bucket is full (erasure, services/erasure.py)
+        nonlocal filled
+        plan = None
+        if session is None:  # new key versions as buckets fill (erasure, services/erasure.py)
             with hogo.unit_of_work() as db:
-                keys = writable_keys(hogo, db, c.row.id, None, adding=len(batch))
-        sealed = _seal_batch(keys, c.spec, batch, given, hogo.clock.now())
+                keys, plan, filled = import_plan(hogo, db, c.row.id, len(batch), filled)
+        sealed = _seal_batch(keys, c.spec, batch, given, hogo.clock.now(), plan)
         given.clear()
         settle()
         in_flight = writer.submit(write, sealed)
@@ -808,7 +811,7 @@ class _Sealed:
     version, the blind-index entries (field, digest, record ID) and per row the fields it has values of."""
 
     rows: list[tuple[int, str, str | None, bytes]]
-    version: int
+    versions: list[int]  # per row: the key version it is sealed under
     index: list[tuple[str, bytes, str]]
     fields: list[tuple[str, ...]]
     given: list[int]  # the rows whose record ID came from the CSV
@@ -816,13 +819,23 @@ class _Sealed:
 
 
 def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch, given: Sequence[int] = (),
-                now: dt.datetime | None = None) -> _Sealed:
-    """Encrypt a batch (each value on its own) and compute its blind-index digests, outside any transaction."""
-    version, blobs = keys.seal_records([(rid, clean) for _, rid, clean, _ in batch])
+                now: dt.datetime | None = None, plan: Sequence[tuple[int, int]] | None = None) -> _Sealed:
+    """Encrypt a batch (each value on its own) and compute its blind-index digests, outside any transaction.
+    ``plan``: which key version each run of rows goes under (``files.import_plan``; default: all current)."""
     blind = keys.blind_index
-    index = [(name, blind(name, clean[name]), rid)
-             for name in (f.name for f in spec.fields if f.indexed)
-             for _, rid, clean, _ in batch if name in clean]
+    indexed = [f.name for f in spec.fields if f.indexed]
+    blobs: list[bytes] = []
+    versions: list[int] = []
+    index: list[tuple[str, bytes, str]] = []
+    start = 0
+    for version, count in plan or [(keys.current_version, len(batch))]:
+        part = batch[start:start + count]
+        start += count
+        _, sealed = keys.seal_records([(rid, clean) for _, rid, clean, _ in part], version)
+        blobs += sealed
+        versions += [version] * len(part)
+        index += [(name, blind(name, clean[name], version), rid)
+                  for name in indexed for _, rid, clean, _ in part if name in clean]
     # In the order of the lookup index (field, digest): each insert lands next to the one before.
     index.sort()
     when = now or dt.datetime.now(dt.UTC)
@@ -831,7 +844,7 @@ def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch, given: Sequence[i
     else:
         dispose = [dispose_after(spec, clean, when) for _, _, clean, _ in batch]
     return _Sealed([(n, rid, segment, blob) for (n, rid, _, segment), blob in zip(batch, blobs, strict=True)],
-                   version, index, [tuple(clean) for _, _, clean, _ in batch], list(given), dispose)
+                   versions, index, [tuple(clean) for _, _, clean, _ in batch], list(given), dispose)
 
 
 def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sealed
@@ -846,6 +859,7 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
         Record.file_id == c.row.id, Record.record_id.in_(given)))) if given else set()
     refused: list[RowProblem] = []
     dispose = sealed.dispose
+    versions = sealed.versions
     rows = sealed.rows
     index = sealed.index
     row_fields = sealed.fields
@@ -855,6 +869,7 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
         kept = [i for i, r in enumerate(rows) if r[1] not in existing]
         rows = [rows[i] for i in kept]
         dispose = [sealed.dispose[i] for i in kept]
+        versions = [sealed.versions[i] for i in kept]
         row_fields = [row_fields[i] for i in kept]
         index = [i for i in index if i[2] not in existing]
         if not rows:
@@ -862,10 +877,9 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
         ids = [rid for _, rid, _, _ in rows]
     now = hogo.clock.now()
     uid = c.principal.user_id
-    version = sealed.version
     insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob", "dispose_after"),
                 [(rid, segment, version, blob, due)
-                 for (_, rid, segment, blob), due in zip(rows, dispose, strict=True)],
+                 for (_, rid, segment, blob), due, version in zip(rows, dispose, versions, strict=True)],
                 constants={"file_id": c.row.id, "revision": 1, "created_at": now, "created_by_id": uid,
                            "updated_at": now, "updated_by_id": uid})
     pk_of = dict(db.execute(select(Record.record_id, Record.id).where(
