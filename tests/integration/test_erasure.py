@@ -382,3 +382,21 @@ def test_an_import_fills_buckets_of_the_set_size(org: Org):
     assert sizes == {1: 2, 2: 2, 3: 2, 4: 1}
     found = guard.find_records(hogo, org.p("clerk.ito"), FILE, {"my_number": _mn(103)}, purpose=P1, ctx=CTX)
     assert [r.values["employee_no"] for r in found] == ["E1003"]
+
+
+def test_delete_is_an_erasure_and_record_verify_still_vouches_SEC_50(org: Org):
+    """``record delete`` erases irrecoverably too (with a certificate, logged as a delete); record verify
+    says the erased record was deleted, and the bucket-mate re-encrypted under a new key still verifies
+    against the signed log (SEC-133(2))."""
+    from hogo.services import integrity
+
+    hogo, ito = org.inst.hogo, org.p("clerk.ito")
+    ids = _create(org, 2)
+    guard.delete_record(hogo, ito, FILE, ids[0], purpose=P1, ctx=CTX)
+    assert ("data", 1) not in hogo.keystore.versions(_file_id(org))
+    certs = erasure.list_certificates(hogo, org.p("auditor.watanabe"))
+    assert [(c.kind, c.record_count, c.status) for c in certs] == [("record", 1, "complete")]
+    gone = integrity.verify_record(hogo, ito, FILE, ids[0], purpose=P1, ctx=CTX)
+    assert gone.deleted and gone.event == Event.RECORD_DELETED.value
+    mate = integrity.verify_record(hogo, ito, FILE, ids[1], purpose=P1, ctx=CTX)
+    assert mate.ok and mate.event == Event.RECORDS_REENCRYPTED.value, mate.message

@@ -124,9 +124,11 @@ class Certificate:
 
 @guard.guarded
 def erase_records(hogo: Hogo, principal: Principal, file_code: str, record_ids: Sequence[str], *,
-                  reason: str | None, purpose: str | None, ctx: RequestContext) -> Certificate:
+                  reason: str | None, purpose: str | None, ctx: RequestContext,
+                  event: Event = Event.RECORD_ERASED) -> Certificate:
     """Erase records irrecoverably (a 'delete' grant covering each record, for the declared purpose: the
-    same least privilege as deleting it). Returns the signed certificate."""
+    same least privilege as deleting it). Returns the signed certificate. ``event``: how the log names
+    it (``hogo record delete`` is an erasure too, logged as a delete)."""
     why = _reason(reason)
     ids = sorted(set(record_ids))
     if not ids:
@@ -140,25 +142,27 @@ def erase_records(hogo: Hogo, principal: Principal, file_code: str, record_ids: 
         for _rid, segment in rows:
             d = guard._decide(hogo, c, Action.DELETE, fields=(), segment=segment, segment_applies=True)
             if not d.allowed:
-                raise guard._deny(hogo, c, Event.RECORD_ERASED, d, records=ids, fields=())
+                raise guard._deny(hogo, c, event, d, records=ids, fields=())
         missing = [i for i in ids if i not in found]
         if missing:
             # Decided without a segment first, so a refusal is recorded like any other.
             d = guard._decide(hogo, c, Action.DELETE, fields=(), segment=None, segment_applies=False)
             if not d.allowed:
-                raise guard._deny(hogo, c, Event.RECORD_ERASED, d, records=ids, fields=())
+                raise guard._deny(hogo, c, event, d, records=ids, fields=())
             raise NotFound(f"no record {missing[0]!r} in {c.row.code}", code="record_not_found")
         decision = guard._decide(hogo, c, Action.DELETE, fields=(), segment=rows[0][1], segment_applies=True)
         row = db.get(PersonalDataFile, c.row.id)
         assert row is not None
+        guard._touch_grants(db, hogo, guard._grants_to_touch(hogo, decision))
         deletion_id = _purge_and_rekey(hogo, db, row, ids, kind="record", reason=why, principal=principal,
-                                       ctx=c.ctx, purpose=c.purpose, grants=list(decision.grant_ids))
+                                       ctx=c.ctx, purpose=c.purpose, grants=list(decision.grant_ids), event=event)
     return _finish(hogo, deletion_id)
 
 
 def _purge_and_rekey(hogo: Hogo, db: Session, row: PersonalDataFile, ids: Sequence[str], *, kind: str, reason: str,
                      principal: Principal | None, ctx: RequestContext, purpose: str | None = None,
-                     grants: Sequence[str] = (), rule: dict[str, Any] | None = None) -> int:
+                     grants: Sequence[str] = (), rule: dict[str, Any] | None = None,
+                     event: Event = Event.RECORD_ERASED) -> int:
     """Step 1, in the caller's transaction: purge the records, re-encrypt what else their key versions
     protect under fresh versions, and write the deletion record and its log entry. Returns its id."""
     spec = files.load_spec(hogo, row)
@@ -208,7 +212,7 @@ def _purge_and_rekey(hogo: Hogo, db: Session, row: PersonalDataFile, ids: Sequen
         details["retention_rule"] = rule
     if integrity.applies(row.integrity):  # SEC-133(2): the removed versions, as deletes log them
         details.update(integrity.version_details(row.code, erased_rows, deleted=True))
-    audit.record(db, now=now, event=Event.RECORD_ERASED, outcome=Outcome.SUCCESS, ctx=ctx,
+    audit.record(db, now=now, event=event, outcome=Outcome.SUCCESS, ctx=ctx,
                  actor_id=principal.user_id if principal else None,
                  actor_name=principal.username if principal else None, target=f"file:{row.code}",
                  reason=None, details=details, file_code=row.code, purpose=purpose,

@@ -499,24 +499,14 @@ def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
     return _present(c, keys, rec, readable, frozenset())
 
 
-@guarded
 def delete_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *, purpose: str | None,
-                  ctx: RequestContext) -> None:
-    with hogo.unit_of_work() as db:
-        c = _open(hogo, db, principal, file_code, purpose, Action.DELETE, ctx)
-        rec = _record(db, c.row.id, record_id)
-        d = _decide(hogo, c, Action.DELETE, fields=(), segment=rec.segment if rec else None,
-                    segment_applies=True)
-        if not d.allowed:
-            raise _deny(hogo, c, Event.RECORD_DELETED, d, records=[record_id], fields=())
-        if rec is None:
-            raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
-        removed = _versions(c, [(record_id, rec.revision, rec.segment, rec.blob)], deleted=True)
-        db.execute(delete(RecordIndex).where(RecordIndex.record_pk == rec.id))
-        db.delete(rec)
-        _record_access(db, hogo, c, Event.RECORD_DELETED, Outcome.SUCCESS, records=[record_id], fields=(),
-                       decision=d, extra=removed)
-        _touch_grants(db, hogo, _grants_to_touch(hogo, d))
+                  ctx: RequestContext, reason: str | None = None) -> None:
+    """Deleting a record is erasing it irrecoverably (issue 5: crypto-shredding, services/erasure.py),
+    with its deletion certificate; the log names it a delete. Needs a 'delete' grant for the purpose."""
+    from hogo.services import erasure
+
+    erasure.erase_records(hogo, principal, file_code, [record_id], reason=reason or "記録の削除 (record deleted)",
+                          purpose=purpose, ctx=ctx, event=Event.RECORD_DELETED)
 
 
 # ---------------------------------------------------------------------------------- import
