@@ -77,3 +77,5 @@ def test_file_erase_and_retention_dry_run(org: DataOrg) -> None:
     assert d["kind"] == "file" and d["record_count"] == 1 and d["status"] == "complete"
     assert d["certificate"]["confirmed_by"]["checks"]["keys_absent"] is True
     assert cli("record", "get", FILE, "E0200", "--purpose", P1, as_=ITO).exit_code == 6  # file_erased
+    shown = cli("file", "show", FILE, as_=PM)
+    assert shown.exit_code == 0 and "消去済" in shown.stdout  # the ledger entry stays, marked erased

@@ -61,6 +61,7 @@ class FileOut(Out):
     spec: dict[str, Any]
     created_at: dt.datetime
     updated_at: dt.datetime
+    erased_at: dt.datetime | None = None  # issue 5: keys destroyed and records purged; the entry stays
 
 
 class GrantIn(In):

@@ -41,6 +41,7 @@ class FileView:
     spec: dict[str, Any]
     created_at: dt.datetime
     updated_at: dt.datetime
+    erased_at: dt.datetime | None = None  # issue 5 (erasure): the ledger entry stays, marked
 
 
 def spec_problems_error(exc: SpecError) -> ValidationFailed:
@@ -89,7 +90,7 @@ def _view(db: Session, row: PersonalDataFile) -> FileView:
         responsible=resp.username if resp else "", version=row.version,
         classification=f"C{row.confidentiality}-I{row.integrity}-A{row.availability}",
         restrictions=tuple(row.restrictions), purposes=tuple(spec.get("purposes", ())), records=int(count),
-        spec=spec, created_at=row.created_at, updated_at=row.updated_at,
+        spec=spec, created_at=row.created_at, updated_at=row.updated_at, erased_at=row.erased_at,
     )
 
 
