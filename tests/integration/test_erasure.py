@@ -400,3 +400,29 @@ def test_delete_is_an_erasure_and_record_verify_still_vouches_SEC_50(org: Org):
     assert gone.deleted and gone.event == Event.RECORD_DELETED.value
     mate = integrity.verify_record(hogo, ito, FILE, ids[1], purpose=P1, ctx=CTX)
     assert mate.ok and mate.event == Event.RECORDS_REENCRYPTED.value, mate.message
+
+
+def test_a_record_written_under_the_old_version_meanwhile_is_moved_before_the_keys_go(org: Org, monkeypatch):
+    """A write that read the old current version before the erasure started a new one and committed after
+    it (several writers on PostgreSQL) is re-encrypted before the old key is destroyed: nothing live is
+    ever left under a destroyed key."""
+    hogo, ito = org.inst.hogo, org.p("clerk.ito")
+    ids = _create(org, 1)  # v1: one record, one place left
+    real = erasure._finish
+    late: dict[str, str] = {}
+
+    def finish(h, deletion_id, **kw):
+        with h.unit_of_work() as db:  # a straggler sealed under v1 lands after the purge committed
+            keys = files.file_keys(h, db, _file_id(org))
+            values = {"employee_no": "E9", "name": "遅延", "my_number": _mn(50), "department": "KYUYO"}
+            _, (blob,) = keys.seal_records([("LATE", values)], 1)
+            now = h.clock.now()
+            db.add(Record(file_id=_file_id(org), record_id="LATE", segment="KYUYO", key_version=1, blob=blob,
+                          revision=1, created_at=now, updated_at=now))
+        late["done"] = "yes"
+        return real(h, deletion_id, **kw)
+
+    monkeypatch.setattr(erasure, "_finish", finish)
+    cert = erasure.erase_records(hogo, ito, FILE, [ids[0]], reason="本人からの削除請求", purpose=P1, ctx=CTX)
+    assert late and cert.status == "complete"
+    assert guard.read_record(hogo, ito, FILE, "LATE", purpose=P1, ctx=CTX).values["name"] == "遅延"

@@ -165,6 +165,9 @@ def _purge_and_rekey(hogo: Hogo, db: Session, row: PersonalDataFile, ids: Sequen
                      event: Event = Event.RECORD_ERASED) -> int:
     """Step 1, in the caller's transaction: purge the records, re-encrypt what else their key versions
     protect under fresh versions, and write the deletion record and its log entry. Returns its id."""
+    # One erasure of a file at a time (PostgreSQL: concurrent erasures would re-encrypt the same rows).
+    db.execute(select(PersonalDataFile.id).where(PersonalDataFile.id == row.id).with_for_update())
+    db.refresh(row)
     spec = files.load_spec(hogo, row)
     keys = files.file_keys(hogo, db, row.id, row.data_key_version)
     recs = db.scalars(select(Record).where(Record.file_id == row.id, Record.record_id.in_(ids))
@@ -350,6 +353,7 @@ def _finish(hogo: Hogo, deletion_id: int, *, fail_after_destroy: bool = False) -
             raise RuntimeError("injected failure after the keys were destroyed")
         purge_file_rows(hogo, file_id)
     else:
+        _sweep(hogo, file_id, set(versions))
         destroyed = hogo.keystore.destroy(file_id, versions)
         hogo.file_keys.pop(file_id, None)
         if fail_after_destroy:
@@ -388,6 +392,24 @@ def _finish(hogo: Hogo, deletion_id: int, *, fail_after_destroy: bool = False) -
                      actor_id=d.ordered_by_id, actor_name=d.ordered_by, target=f"file:{d.file_code}",
                      details={"deletion": d.id, "certificate_sha256": hashlib.sha256(data).hexdigest()})
     return show(hogo, None, deletion_id)
+
+
+def _sweep(hogo: Hogo, file_id: int, versions: set[int]) -> None:
+    """Just before the keys go: a write that read the old current version before the erasure started a
+    new one, and committed after it (PostgreSQL, several writers), is moved too, with the file row locked."""
+    with hogo.unit_of_work() as db:
+        row = db.scalar(select(PersonalDataFile).where(PersonalDataFile.id == file_id).with_for_update())
+        if row is None or not versions:
+            return
+        late = db.scalar(select(func.count()).select_from(Record).where(
+            Record.file_id == file_id, Record.key_version.in_(versions))) or 0
+        late += db.scalar(select(func.count()).select_from(RecordVersion).where(
+            RecordVersion.file_id == file_id, RecordVersion.key_version.in_(versions))) or 0
+        late += sum(1 for p in db.scalars(select(ApprovalRequest.payload).where(
+            ApprovalRequest.file_id == file_id, ApprovalRequest.payload.is_not(None)))
+            if p is not None and blob_key_version(p) in versions)
+        if late:
+            _rekey(hogo, db, row, files.load_spec(hogo, row), versions, principal=None, ctx=SYSTEM)
 
 
 def _check(hogo: Hogo, deletion_id: int) -> dict[str, Any]:
