@@ -51,6 +51,11 @@ def test_record_erase_prints_a_certificate_that_verifies_offline_ANON_10_SEC_50(
     keyfile.write_text(key + "\n", encoding="utf-8")
     ok = cli.json("certificate", "verify", str(out), "--key", str(keyfile))
     assert ok["ok"] and ok["record_count"] == 1 and ok["file"] == FILE
+    assert cli("certificate", "confirm", str(cid), as_=ITO).exit_code == 4  # not the one who ordered it
+    confirmed = cli.json("certificate", "confirm", str(cid), as_=PM)
+    assert confirmed["confirmed_by"] == PM
+    assert cli("certificate", "show", str(cid), "--out", str(out), as_=AUDITOR).exit_code == 0
+    assert cli.json("certificate", "verify", str(out), "--key", str(keyfile))["confirmed_by"] == PM
     data = json.loads(out.read_text(encoding="utf-8"))
     data["certificate"]["reason"] = "別の理由"
     out.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")

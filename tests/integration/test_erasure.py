@@ -426,3 +426,29 @@ def test_a_record_written_under_the_old_version_meanwhile_is_moved_before_the_ke
     cert = erasure.erase_records(hogo, ito, FILE, [ids[0]], reason="本人からの削除請求", purpose=P1, ctx=CTX)
     assert late and cert.status == "complete"
     assert guard.read_record(hogo, ito, FILE, "LATE", purpose=P1, ctx=CTX).values["name"] == "遅延"
+
+
+def test_a_second_person_confirms_and_the_confirmation_verifies_ANON_10(org: Org):
+    """The four-eyes check: the one who ordered an erasure cannot confirm it (SEC-19); the protection
+    manager can, hogo checks again, and the signed confirmation travels with the exported certificate."""
+    from hogo.services import audit_tree
+
+    hogo = org.inst.hogo
+    ids = _create(org, 1)
+    cert = erasure.erase_records(hogo, org.p("clerk.ito"), FILE, ids, reason="本人からの削除請求", purpose=P1, ctx=CTX)
+    with pytest.raises(Forbidden):
+        erasure.confirm(hogo, org.p("clerk.ito"), cert.id, ctx=CTX)
+    with pytest.raises(Forbidden):
+        erasure.confirm(hogo, org.p("clerk.tanaka"), cert.id, ctx=CTX)
+    done = erasure.confirm(hogo, org.p("pm.takahashi"), cert.id, ctx=CTX)
+    assert done.confirmed_by == "pm.takahashi" and done.confirmation
+    with pytest.raises(Conflict):
+        erasure.confirm(hogo, org.p("auditor.watanabe"), cert.id, ctx=CTX)
+    key = audit_tree.log_key(hogo).verifier_key
+    assert erasure.verify_certificate(done.export(), key)["confirmed_by"] == "pm.takahashi"
+    other = erasure.erase_records(hogo, org.p("clerk.ito"), FILE, _create(org, 1), reason="本人からの削除請求",
+                                  purpose=P1, ctx=CTX)
+    swapped = {**other.export(), "confirmation": done.confirmation}  # a confirmation of another certificate
+    with pytest.raises(erasure.CertificateInvalid) as e:
+        erasure.verify_certificate(swapped, key)
+    assert "another certificate" in str(e.value)

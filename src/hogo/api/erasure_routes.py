@@ -46,6 +46,9 @@ class CertificateOut(BaseModel):
     certificate: dict[str, Any] | None
     signature: str | None
     attachments: list[dict[str, Any]]
+    confirmed_by: str | None = None
+    confirmed_at: dt.datetime | None = None
+    confirmation: str | None = None
 
 
 def cert_out(c: erasure.Certificate) -> CertificateOut:
@@ -83,6 +86,12 @@ def export_certificate(deletion_id: int, hogo: HogoDep, principal: PrincipalDep)
     """The certificate and its signed note, as ``hogo certificate verify FILE --key KEY`` checks them offline
     (the key: ``/api/v1/audit/public-key``)."""
     return erasure.show(hogo, principal, deletion_id).export()
+
+
+@router.post("/certificates/{deletion_id}/confirm", response_model=CertificateOut, tags=["erasure"])
+def confirm(deletion_id: int, hogo: HogoDep, principal: PrincipalDep, ctx: ActorCtx) -> CertificateOut:
+    """A second person confirms a completed erasure (never the one who ordered it); signed like the certificate."""
+    return cert_out(erasure.confirm(hogo, principal, deletion_id, ctx=ctx))
 
 
 @router.post("/certificates/{deletion_id}/attachments", status_code=201, tags=["erasure"])

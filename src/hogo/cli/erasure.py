@@ -57,6 +57,8 @@ def _rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
         ("Ordered (指示日時)", fmt_time(d.get("created_at"))),
         ("Completed (完了日時)", fmt_time(d.get("completed_at"))),
         ("Confirmed (確認)", ", ".join(f"{k}={v}" for k, v in checks.items()) or DASH),
+        ("Confirmed by (確認者)", f"{d['confirmed_by']} {fmt_time(d.get('confirmed_at'))}" if d.get("confirmed_by")
+         else "not yet (hogo certificate confirm ID)"),
     ]
     if cert.get("retention_rule"):
         rows.append(("Retention rule (保存期間)", json.dumps(cert["retention_rule"], ensure_ascii=False)))
@@ -140,8 +142,10 @@ def certificate_show(
         if not d.get("certificate"):
             raise CliError(f"certificate #{deletion_id} is not signed yet (status {d['status']})",
                            code="not_complete", exit_code=6)
-        out_file.write_text(json.dumps({"certificate": d["certificate"], "signature": d["signature"]},
-                                       ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        exported = {"certificate": d["certificate"], "signature": d["signature"]}
+        if d.get("confirmation"):
+            exported["confirmation"] = d["confirmation"]
+        out_file.write_text(json.dumps(exported, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     _show(out, d, f"Wrote {out_file}." if out_file else None)
 
 
@@ -172,9 +176,20 @@ def certificate_verify(
     except CertificateInvalid as exc:
         raise CliError(f"the certificate is NOT valid: {exc}", code="certificate_invalid",
                        exit_code=EXIT_TAMPERED) from None
+    confirmed = f"; confirmed by {res['confirmed_by']}" if res.get("confirmed_by") else ""
     out.emit(res, lambda c: out.say(
         f"OK: certificate #{res['id']} ({res['file']}, {res['record_count']} record(s), completed "
-        f"{res['completed_at']}) is signed by {res['key']} and unchanged.", style="green"))
+        f"{res['completed_at']}) is signed by {res['key']} and unchanged{confirmed}.", style="green"))
+
+
+@command(certificate_app, "confirm")
+def certificate_confirm(deletion_id: IdArg, json_out: JsonOpt = False) -> None:
+    """Confirm a completed erasure as a second person (the file's protection manager, the general protection
+    manager or an auditor; never the one who ordered it). hogo checks again and signs the confirmation."""
+    out = Output(json_out)
+    with api() as client:
+        d = client.post(f"/certificates/{deletion_id}/confirm")
+    _show(out, d, f"Confirmed deletion certificate #{deletion_id}.")
 
 
 @command(certificate_app, "attach")

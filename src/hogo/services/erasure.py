@@ -64,6 +64,7 @@ from hogo.store.models import ApprovalRequest, FileKey, PersonalDataFile, Record
 from hogo.store.models_erasure import ContractorCertificate, DeletionRecord
 
 CERT_FORMAT = "hogo-deletion-certificate/v1"
+CONFIRM_FORMAT = "hogo-deletion-confirmation/v1"
 METHOD = ("crypto-shredding: AES-256-GCM data keys and HMAC-SHA-256 blind-index keys destroyed in the key "
           "store (kept apart from the database); rows purged")
 SYSTEM = RequestContext(client_addr="local", user_agent="hogo retention")
@@ -116,10 +117,17 @@ class Certificate:
     certificate: dict[str, Any] | None
     signature: str | None
     attachments: tuple[dict[str, Any], ...] = ()
+    confirmed_by: str | None = None
+    confirmed_at: dt.datetime | None = None
+    confirmation: str | None = None
 
     def export(self) -> dict[str, Any]:
-        """What ``hogo certificate verify`` checks offline: the certificate and its signed note."""
-        return {"certificate": self.certificate, "signature": self.signature}
+        """What ``hogo certificate verify`` checks offline: the certificate, its signed note, and a second
+        person's signed confirmation if there is one."""
+        out: dict[str, Any] = {"certificate": self.certificate, "signature": self.signature}
+        if self.confirmation:
+            out["confirmation"] = self.confirmation
+        return out
 
 
 @guard.guarded
@@ -474,7 +482,8 @@ def _view(db: Session, d: DeletionRecord) -> Certificate:
                                      .order_by(ContractorCertificate.id)))
     return Certificate(d.id, d.kind, d.status, d.file_code, d.file_name, d.record_count, d.created_at,
                        d.completed_at, d.ordered_by, d.reason,
-                       json.loads(d.certificate) if d.certificate else None, d.signature, atts)
+                       json.loads(d.certificate) if d.certificate else None, d.signature, atts,
+                       d.confirmed_by, d.confirmed_at, d.confirmation)
 
 
 def list_certificates(hogo: Hogo, actor: Principal, *, file: str | None = None, limit: int = 200) -> list[Certificate]:
@@ -532,6 +541,45 @@ def attach(hogo: Hogo, actor: Principal, deletion_id: int, *, contractor: str, f
                 "size": len(content)}
 
 
+def confirm(hogo: Hogo, actor: Principal, deletion_id: int, *, ctx: RequestContext) -> Certificate:
+    """A second person confirms a completed erasure (the four-eyes check of 消去証明): the file's protection
+    manager, the general protection manager or an auditor, never the one who ordered it (SEC-19). hogo
+    runs its check again; the confirmation is a signed note over the certificate's hash, the confirmer
+    and the time."""
+    with hogo.unit_of_work() as db:
+        d = db.get(DeletionRecord, deletion_id)
+        if d is None:
+            raise NotFound(f"no deletion certificate {deletion_id}", code="deletion_not_found")
+        if d.status != "complete" or d.certificate is None:
+            raise Conflict(f"deletion {d.id} is not complete yet ({d.status})", code="deletion_not_complete")
+        if d.confirmation is not None:
+            raise Conflict(f"deletion {d.id} was confirmed already by {d.confirmed_by}", code="already_confirmed")
+        if actor.user_id == d.ordered_by_id or actor.username == d.ordered_by:
+            raise Forbidden("the person who ordered an erasure does not confirm it", code="own_erasure",
+                            requirement="SEC-19")
+        row = db.get(PersonalDataFile, d.file_id)
+        assert row is not None
+        if not actor.can(Permission.AUDIT_READ):
+            files._may_define(actor, files.load_spec(hogo, row).department)
+        file_code = d.file_code
+        digest = hashlib.sha256(d.certificate.encode("utf-8")).hexdigest()
+    checks = _check(hogo, deletion_id)
+    if not all(v is True or v == 0 for v in checks.values()):
+        raise ErasureIncomplete(f"deletion {deletion_id}: hogo's check failed: {checks}")
+    key = audit_tree.log_key(hogo)
+    with hogo.unit_of_work() as db:
+        d = db.get(DeletionRecord, deletion_id)
+        assert d is not None
+        now = hogo.clock.now()
+        text = f"{CONFIRM_FORMAT}\n{digest}\nconfirmed-by {actor.username}\nat {format_ts(now)}\n"
+        d.confirmation = notes.sign_note(text, key.name, key.sign, key.public)
+        d.confirmed_by, d.confirmed_at = actor.username, now
+        audit.record(db, now=now, event=Event.DELETION_CONFIRMED, outcome=Outcome.SUCCESS, ctx=ctx,
+                     actor_id=actor.user_id, actor_name=actor.username, target=f"file:{file_code}",
+                     details={"deletion": d.id, "checks": checks})
+    return show(hogo, None, deletion_id)
+
+
 class CertificateInvalid(ValueError):
     pass
 
@@ -562,9 +610,21 @@ def verify_certificate(exported: dict[str, Any] | str, public_key_text: str) -> 
         raise CertificateInvalid("the certificate's content does not match its signature (changed after signing)")
     if cert.get("format") != CERT_FORMAT:
         raise CertificateInvalid("the certificate names another format")
+    confirmed_by = None
+    if exported.get("confirmation") is not None:
+        try:
+            ctext = notes.open_note(str(exported["confirmation"]), name, public)
+        except notes.CheckpointError as exc:
+            raise CertificateInvalid(f"the confirmation's signature does not verify: {exc}") from None
+        clines = ctext.split("\n")
+        if len(clines) != 5 or clines[0] != CONFIRM_FORMAT or not clines[2].startswith("confirmed-by "):
+            raise CertificateInvalid(f"the confirmation is not a {CONFIRM_FORMAT} note")
+        if clines[1] != digest:
+            raise CertificateInvalid("the confirmation is of another certificate")
+        confirmed_by = clines[2].removeprefix("confirmed-by ")
     return {"ok": True, "id": cert.get("id"), "file": (cert.get("file") or {}).get("code"),
             "record_count": cert.get("record_count"), "completed_at": cert.get("completed_at"), "sha256": digest,
-            "key": name}
+            "key": name, "confirmed_by": confirmed_by}
 
 
 # ------------------------------------------------------------------------------- retention

@@ -45,6 +45,7 @@ class DeletionRecord(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     certificate: Mapped[str | None] = mapped_column(Text)  # canonical JSON
     signature: Mapped[str | None] = mapped_column(Text)  # signed note over its hash
+    confirmation: Mapped[str | None] = mapped_column(Text)  # a second person's confirmation, a signed note
 
 
 class ContractorCertificate(Base):

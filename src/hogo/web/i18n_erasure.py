@@ -38,6 +38,8 @@ ERASURE_MESSAGES: dict[str, tuple[str, str]] = {
     "certs.reason": ("理由", "Reason"),
     "certs.confirmed": ("確認（hogoによる検査）", "Confirmed (hogo's check)"),
     "certs.rule": ("保存期間", "Retention rule"),
+    "certs.confirmed_by": ("確認者（第三者）", "Confirmed by (second person)"),
+    "certs.not_confirmed": ("未確認（hogo certificate confirm で確認）", "Not yet (hogo certificate confirm)"),
     "certs.attachments": ("委託先の消去証明", "Contractors' certificates"),
     "certs.signature": ("署名", "Signature"),
     "certs.verify_hint": (

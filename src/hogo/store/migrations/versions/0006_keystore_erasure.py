@@ -40,6 +40,7 @@ def upgrade() -> None:
     sa.Column('completed_at', hogo.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('certificate', sa.Text(), nullable=True),
     sa.Column('signature', sa.Text(), nullable=True),
+    sa.Column('confirmation', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['file_id'], ['personal_data_files.id'], name=op.f('fk_deletion_records_file_id_personal_data_files')),
     sa.ForeignKeyConstraint(['ordered_by_id'], ['users.id'], name=op.f('fk_deletion_records_ordered_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deletion_records'))
