@@ -452,3 +452,31 @@ def test_a_second_person_confirms_and_the_confirmation_verifies_ANON_10(org: Org
     with pytest.raises(erasure.CertificateInvalid) as e:
         erasure.verify_certificate(swapped, key)
     assert "another certificate" in str(e.value)
+
+
+def test_a_file_from_before_buckets_is_rebucketed_at_its_first_erasure_MN_5d(org: Org):
+    """An older file: data versions 1 and 2 (rotated) share the index key of version 1. Erasing a record
+    of version 2 takes the index key with it, so every record of both versions moves to new buckets and
+    both versions are destroyed; lookups still find the others."""
+    from hogo.crypto.envelope import new_wrapped_key
+
+    hogo, ito = org.inst.hogo, org.p("clerk.ito")
+    hogo.extras["bucket_records"] = 1000
+    ids = _create(org, 2)
+    fid = _file_id(org)
+    hogo.keystore.put(fid, [new_wrapped_key(hogo.key_provider, fid, 2, "data")], algorithm="AES-256-GCM",
+                      now=hogo.clock.now())  # a rotation as hogo did it before buckets: a data key only
+    with hogo.unit_of_work() as db:
+        db.get(PersonalDataFile, fid).data_key_version = 2
+    hogo.file_keys.clear()
+    ids.append(guard.create_record(hogo, ito, FILE, {"employee_no": "E0002", "name": "社員 2", "my_number": _mn(3),
+                                                     "department": "KYUYO"}, purpose=P1, ctx=CTX).record_id)
+    # (sealed under v2, indexed with the index key of v1)
+    assert _snapshot(org)[ids[2]][0] == 2
+    cert = erasure.erase_records(hogo, ito, FILE, [ids[2]], reason="本人からの削除請求", purpose=P1, ctx=CTX)
+    assert cert.certificate["key_versions_destroyed"] == [1, 2]
+    assert {v for _, v in hogo.keystore.versions(fid)} == {3}
+    for i in (0, 1):
+        found = guard.find_records(hogo, ito, FILE, {"my_number": _mn(i + 1)}, purpose=P1, ctx=CTX)
+        assert [r.record_id for r in found] == [ids[i]]
+    assert guard.find_records(hogo, ito, FILE, {"my_number": _mn(3)}, purpose=P1, ctx=CTX) == []
