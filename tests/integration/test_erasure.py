@@ -480,3 +480,25 @@ def test_a_file_from_before_buckets_is_rebucketed_at_its_first_erasure_MN_5d(org
         found = guard.find_records(hogo, ito, FILE, {"my_number": _mn(i + 1)}, purpose=P1, ctx=CTX)
         assert [r.record_id for r in found] == [ids[i]]
     assert guard.find_records(hogo, ito, FILE, {"my_number": _mn(3)}, purpose=P1, ctx=CTX) == []
+
+
+def test_a_failure_inside_the_purge_changes_nothing_and_a_rerun_erases(org: Org, monkeypatch):
+    """A failure while the bucket is re-encrypted rolls the whole step back: the record and its bucket-mate
+    are as they were (readable, found), no deletion record, no key destroyed; the next try erases."""
+    hogo, ito = org.inst.hogo, org.p("clerk.ito")
+    ids = _create(org, 2)
+
+    def broken(*a, **kw):
+        raise RuntimeError("injected failure while re-encrypting the bucket")
+
+    monkeypatch.setattr(erasure, "_rekey", broken)
+    with pytest.raises(RuntimeError):
+        erasure.erase_records(hogo, ito, FILE, [ids[0]], reason="本人からの削除請求", purpose=P1, ctx=CTX)
+    with hogo.unit_of_work(readonly=True) as db:
+        assert db.scalar(select(func.count()).select_from(DeletionRecord)) == 0
+    assert ("data", 1) in hogo.keystore.versions(_file_id(org))
+    assert guard.read_record(hogo, ito, FILE, ids[0], purpose=P1, ctx=CTX).values["name"] == "社員 0"
+    monkeypatch.undo()
+    cert = erasure.erase_records(hogo, ito, FILE, [ids[0]], reason="本人からの削除請求", purpose=P1, ctx=CTX)
+    assert cert.status == "complete" and set(_snapshot(org)) == {ids[1]}
+    assert guard.read_record(hogo, ito, FILE, ids[1], purpose=P1, ctx=CTX).values["name"] == "社員 1"
