@@ -53,3 +53,20 @@ def test_a_file_made_before_buckets_shares_one_index_key_across_its_data_version
     assert len(digests) == 2 and buckets.blind_index("my_number", "123456789018", 1) == digests[0]
     with pytest.raises(SealError):
         FileKeys(7, {1: os.urandom(32)}, {1: os.urandom(32)}, current_version=5)
+
+
+def test_a_destroyed_version_cannot_come_back_from_an_old_database_SEC_50(tmp_path: Path):
+    """Moving keys in from a database restored from before the key store (``replace``) skips versions
+    destroyed since; a fresh file's leftovers are cleared without being remembered."""
+    store = KeyStore(tmp_path / "keystore.db")
+    old = [_key(1, "data"), _key(1, "index"), _key(2, "data"), _key(2, "index")]
+    store.put(7, old, algorithm="AES-256-GCM", now=NOW)
+    store.destroy(7, [1])
+    store.put(7, old, algorithm="AES-256-GCM", now=NOW, replace=True)  # a restored file_keys table
+    assert store.versions(7) == {("data", 2), ("index", 2)}
+    store.destroy(7)
+    store.put(7, old, algorithm="AES-256-GCM", now=NOW, replace=True)
+    assert store.versions(7) == set()
+    store.destroy(8, remember=False)
+    store.put(8, old[:2], algorithm="AES-256-GCM", now=NOW, replace=True)
+    assert store.versions(8) == {("data", 1), ("index", 1)}

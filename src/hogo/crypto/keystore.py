@@ -42,6 +42,12 @@ CREATE TABLE IF NOT EXISTS wrapped_keys (
     wrapped BLOB NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (file_id, purpose, version)
+);
+CREATE TABLE IF NOT EXISTS destroyed_keys (
+    file_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    destroyed_at TEXT NOT NULL,
+    PRIMARY KEY (file_id, version)
 )
 """
 
@@ -78,7 +84,7 @@ class KeyStore:
             os.chmod(self.path, 0o600)
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:
-                conn.execute(_SCHEMA)
+                conn.executescript(_SCHEMA)
             finally:
                 conn.close()
             self._ready = True
@@ -90,13 +96,19 @@ class KeyStore:
     def put(self, file_id: int, keys: Iterable[WrappedKey], *, algorithm: str, now: dt.datetime,
             replace: bool = False) -> None:
         """Store wrapped keys, all or none. A (file, purpose, version) already stored is refused unless
-        ``replace`` (moving keys in from the database, idempotently: the same key again)."""
+        ``replace`` (moving keys in from the database, idempotently: the same key again); then a version
+        destroyed before is skipped — a database restored from before the key store cannot bring back a
+        destroyed key (the versions destroyed are remembered, never their keys)."""
         rows = [(file_id, k.purpose, k.version, algorithm, k.provider, k.kek_id, k.wrapped, now.isoformat())
                 for k in keys]
         verb = "INSERT OR IGNORE" if replace else "INSERT"
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if replace:
+                    gone = {v for (v,) in conn.execute("SELECT version FROM destroyed_keys WHERE file_id = ?",
+                                                       (file_id,))}
+                    rows = [r for r in rows if r[2] not in gone]
                 conn.executemany(f"{verb} INTO wrapped_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 conn.execute("COMMIT")
             except BaseException:
@@ -121,9 +133,11 @@ class KeyStore:
                                 (file_id,)).fetchone()
         return int(v)
 
-    def destroy(self, file_id: int, versions: Iterable[int] | None = None) -> list[int]:
+    def destroy(self, file_id: int, versions: Iterable[int] | None = None, *, remember: bool = True) -> list[int]:
         """Destroy key versions of a file (data and index keys of each), or all its keys (``None``).
-        Returns the versions destroyed. The deleted rows are overwritten in the file (secure_delete)."""
+        Returns the versions destroyed. The deleted rows are overwritten in the file (secure_delete);
+        the versions are remembered as destroyed (``remember``; not for the leftovers of a file whose
+        creation was rolled back, see ``services.files.create_file``)."""
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -131,12 +145,19 @@ class KeyStore:
                     gone = [v for (v,) in conn.execute(
                         "SELECT DISTINCT version FROM wrapped_keys WHERE file_id = ?", (file_id,))]
                     conn.execute("DELETE FROM wrapped_keys WHERE file_id = ?", (file_id,))
+                    remembered = gone
                 else:
                     wanted = sorted(set(versions))
                     gone = [v for v in wanted if conn.execute(
                         "SELECT 1 FROM wrapped_keys WHERE file_id = ? AND version = ?", (file_id, v)).fetchone()]
                     conn.executemany("DELETE FROM wrapped_keys WHERE file_id = ? AND version = ?",
                                      [(file_id, v) for v in wanted])
+                    remembered = wanted
+                if remember:
+                    conn.executemany("INSERT OR IGNORE INTO destroyed_keys VALUES (?, ?, ?)",
+                                     [(file_id, v, dt.datetime.now(dt.UTC).isoformat()) for v in remembered])
+                else:
+                    conn.execute("DELETE FROM destroyed_keys WHERE file_id = ?", (file_id,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

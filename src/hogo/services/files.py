@@ -129,7 +129,7 @@ def create_file(hogo: Hogo, actor: Principal, raw_spec: dict[str, Any], *, ctx: 
         db.flush()
         db.add(FileVersion(file_id=row.id, version=1, spec=stored, created_at=now, created_by_id=actor.user_id))
         # A new file's id has no keys; any a rolled-back creation left under it are not this file's.
-        hogo.keystore.destroy(row.id)
+        hogo.keystore.destroy(row.id, remember=False)
         hogo.file_keys.pop(row.id, None)
         _store_keys(hogo, row.id, 1, now)
         audit.record(
