@@ -48,12 +48,11 @@ def _csv(n: int) -> bytes:
 
 
 def run_size(n: int, tmp: Path) -> dict[str, Any]:
-    from support import ADMIN, ADMIN_PASSWORD, CTX, TEST_ARGON2, Instance, make_org, secret_of
-
     from hogo.bootstrap import build
     from hogo.clock import FakeClock
     from hogo.config import load_settings
     from hogo.services import erasure, grants, guard, instance
+    from support import ADMIN, ADMIN_PASSWORD, CTX, TEST_ARGON2, Instance, make_org, secret_of
 
     settings = load_settings(tmp / f"data-{n}", database_url=f"sqlite:///{tmp / f'hogo-{n}.db'}", argon2=TEST_ARGON2)
     clock = FakeClock()
