@@ -291,7 +291,8 @@ class FileVersion(Base):
 
 
 class FileKey(Base):
-    """A file's data keys (one per version) and blind-index key, wrapped by the key provider's KEK."""
+    """Where wrapped file keys were kept before issue 5. Empty now: keys live in the key store beside the
+    KEK (crypto/keystore.py), and rows an older instance left here move there at startup."""
 
     __tablename__ = "file_keys"
     __table_args__ = (UniqueConstraint("file_id", "purpose", "version", name="uq_file_keys_version"),)
