@@ -19,6 +19,7 @@ from hogo.config import Settings
 from hogo.crypto import Keyring, PasswordHasher, load_keyring
 from hogo.crypto.envelope import FileKeys
 from hogo.crypto.factory import build_key_provider
+from hogo.crypto.keystore import KeyStore, keystore_path
 from hogo.crypto.providers import KeyProvider
 from hogo.domain.auditlog import LogEntry
 from hogo.domain.passwords import PasswordPolicy, load_common_passwords
@@ -102,6 +103,14 @@ class Hogo:
     _writer_go: threading.Semaphore = dataclasses.field(default_factory=lambda: threading.Semaphore(0))
     _writer_mutex: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     _writer_stop: bool = False
+
+    @property
+    def keystore(self) -> KeyStore:
+        """The wrapped file keys, kept beside the KEK and never in the database (crypto/keystore.py)."""
+        store = self.extras.get("keystore")
+        if store is None:
+            store = self.extras["keystore"] = KeyStore(keystore_path(self.settings.keys_dir))
+        return store
 
     @property
     def password_policy(self) -> PasswordPolicy:

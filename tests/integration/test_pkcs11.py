@@ -300,3 +300,24 @@ def test_cli_init_creates_the_kek_in_the_token(tmp_path: Path, token: str) -> No
     stored = tomllib.loads(toml)
     assert PIN not in [str(v) for v in stored.values()] and not [k for k in stored if "pin" in k]
     assert ensure_kek(MODULE, token, PIN, "hogo-kek-cli") is False  # it exists now
+
+
+def test_the_key_store_keeps_hsm_wrapped_keys_and_destroying_them_shreds_SEC_50(provider: Pkcs11Provider,
+                                                                             tmp_path: Path) -> None:
+    """Issue 5: with the HSM the KEK still wraps and the key store holds only the wrapped blobs; a version
+    destroyed there no longer opens what it sealed, HSM or not."""
+    import datetime as dt
+
+    from hogo.crypto.keystore import KeyStore
+
+    store = KeyStore(tmp_path / "keys" / "keystore.db")
+    now = dt.datetime.now(dt.UTC)
+    for v in (1, 2):
+        store.put(7, [new_wrapped_key(provider, 7, v, p) for p in ("data", "index")], algorithm="AES-256-GCM",
+                  now=now)
+    fk = unwrap_file_keys(provider, 7, store.get(7), 1)
+    _, blob = fk.seal_record("rec-1", {"name": "山田 太郎"})
+    assert unwrap_file_keys(provider, 7, store.get(7), 2).open_record("rec-1", blob) == {"name": "山田 太郎"}
+    store.destroy(7, [1])
+    with pytest.raises(SealError):
+        unwrap_file_keys(provider, 7, store.get(7), 2).open_record("rec-1", blob)

@@ -18,6 +18,7 @@ from hogo.api.alert_routes import router as alert_router
 from hogo.api.approval_routes import router as approval_router
 from hogo.api.audit_routes import router as audit_router
 from hogo.api.data_routes import router as data_router
+from hogo.api.erasure_routes import router as erasure_router
 from hogo.api.export_routes import router as export_router
 from hogo.api.marks_routes import router as marks_router
 from hogo.api.routes import router as api_router
@@ -159,6 +160,9 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from hogo.services.files import move_keys_out_of_database
+
+        move_keys_out_of_database(hogo)  # wrapped keys an older instance kept in the database (issue 5)
         checkpointer = None
         if background_checkpoints and hogo.settings.is_sqlite:
             checkpointer = BackgroundCheckpointer(hogo.engine)
@@ -215,6 +219,7 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
     app.include_router(approval_router)
     app.include_router(marks_router)
     app.include_router(takeout_router)
+    app.include_router(erasure_router)
     install_web(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes,

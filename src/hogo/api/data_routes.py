@@ -62,6 +62,7 @@ class FileOut(Out):
     created_at: dt.datetime
     updated_at: dt.datetime
     marks: dict[str, Any]  # classification and restrictions (Marks.to_dict, label_ja): shown everywhere (SEC-46)
+    erased_at: dt.datetime | None = None  # issue 5: keys destroyed and records purged; the entry stays
 
 
 class GrantIn(In):

@@ -152,6 +152,8 @@ def _file_rows(f: dict[str, Any]) -> list[tuple[str, Any]]:
         ("Records", f.get("records")),
         ("Created", fmt_time(f.get("created_at"))),
         ("Updated", fmt_time(f.get("updated_at"))),
+        *([("Erased (消去済)", f"{fmt_time(f['erased_at'])} — hogo certificate list --file {f['code']}")]
+          if f.get("erased_at") else []),
     ]
 
 

@@ -49,6 +49,7 @@ from hogo.cli.client import (
 from hogo.cli.command import URL_KEY, JsonOpt, api, command, command_group, opt, root_url
 from hogo.cli.crypto import crypto_app
 from hogo.cli.data import file_app, grant_app, key_app, record_app
+from hogo.cli.erasure import certificate_app, retention_app
 from hogo.cli.exports import package_app  # also adds 'hogo record export'
 from hogo.cli.marks import workcopy_app
 from hogo.cli.output import (
@@ -99,6 +100,8 @@ app.add_typer(record_app)
 app.add_typer(crypto_app)
 app.add_typer(workcopy_app)
 app.add_typer(package_app)
+app.add_typer(certificate_app)
+app.add_typer(retention_app)
 
 
 def arg(metavar: str, help: str) -> Any:

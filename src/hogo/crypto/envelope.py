@@ -9,6 +9,12 @@ with the algorithm id and key version.
 
 Exact-match lookup uses a keyed blind index: HMAC-SHA-256 under the file's index key, over the
 normalised value — never decryption of everything.
+
+Key versions are buckets (crypto-shredding, services/erasure.py): a file starts a new version (a data
+key and its own index key) every ``BUCKET_RECORDS`` records or so, so erasing a record costs re-encrypting
+its bucket, not the file. A record's index digests are made with the index key of its version; a lookup
+makes one digest per live index key. Files made before buckets have one index key (version 1) that
+serves every data version without an index key of its own.
 """
 
 from __future__ import annotations
@@ -57,18 +63,38 @@ def new_wrapped_key(provider: KeyProvider, file_id: int, version: int, purpose: 
 class FileKeys:
     """The unwrapped keys of one file, in memory only."""
 
-    def __init__(self, file_id: int, deks: Mapping[int, bytes], index_key: bytes) -> None:
+    def __init__(self, file_id: int, deks: Mapping[int, bytes], index_key: bytes | Mapping[int, bytes],
+                 current_version: int | None = None) -> None:
         if not deks:
             raise SealError("a file needs at least one data key")
         self.file_id = file_id
         self._aeads = {v: AESGCM(k) for v, k in deks.items()}
-        self.current_version = max(deks)
-        self._index_key = index_key
+        self.current_version = max(deks) if current_version is None else current_version
+        if self.current_version not in self._aeads:
+            raise SealError(f"no data key of the current version {self.current_version} for file {file_id}")
+        index_keys = {min(deks): index_key} if isinstance(index_key, bytes) else dict(index_key)
+        if not index_keys:
+            raise SealError(f"file {file_id} has no blind-index key")
+        self._index_keys = index_keys
+        # The index key of each data version: its own, or (a file made before buckets) the newest older one.
+        self._index_of: dict[int, int] = {}
+        for v in self._aeads:
+            own = [i for i in index_keys if i <= v]
+            self._index_of[v] = max(own) if own else min(index_keys)
         self._parts: dict[int, dict[str, tuple[bytes, bytes]]] = {}
 
     @property
     def versions(self) -> frozenset[int]:
         return frozenset(self._aeads)
+
+    def index_version(self, version: int) -> int:
+        """The version of the index key that indexes records of data version ``version``."""
+        return self._index_of[version]
+
+    def sharing_index(self, version: int) -> frozenset[int]:
+        """The data versions whose records are indexed with the same index key as ``version``'s."""
+        i = self._index_of[version]
+        return frozenset(v for v, j in self._index_of.items() if j == i)
 
     def _aad(self, record_id: str, field: str, version: int) -> bytes:
         return f"hogo:v1|file:{self.file_id}|record:{record_id}|field:{field}|key:{version}".encode()
@@ -78,15 +104,17 @@ class FileKeys:
         version, blobs = self.seal_records([(record_id, values)])
         return version, blobs[0]
 
-    def seal_records(self, records: Sequence[tuple[str, Mapping[str, str]]]) -> tuple[int, list[bytes]]:
+    def seal_records(self, records: Sequence[tuple[str, Mapping[str, str]]], version: int | None = None
+                     ) -> tuple[int, list[bytes]]:
         """``seal_record`` for many records (an import batch): (key version, one blob per record).
 
         Each value is still encrypted on its own, with its own random 96-bit nonce and its own
         associated data (file, record, field, key version); what is shared is the work around it:
         one read of the OS random source for all the nonces (a system call per field costs as much
         as the encryption), and the per-field parts of the associated data and of the blob, made
-        once per field name."""
-        version = self.current_version
+        once per field name. ``version``: another live key version than the current one (an import
+        batch that fills one bucket and starts the next)."""
+        version = self.current_version if version is None else version
         encrypt = self._aeads[version].encrypt
         parts_of = self._field_parts(version)
         head = _HEADER.pack(ALG_AES_256_GCM, version)
@@ -153,27 +181,37 @@ class FileKeys:
                 raise SealError(f"the value of field {field!r} failed authentication (tampered or moved)") from None
         return out
 
-    def blind_index(self, field: str, value: str) -> bytes:
+    def blind_index(self, field: str, value: str, version: int | None = None) -> bytes:
+        """The digest of a value of a record of data ``version`` (default: the current one)."""
+        key = self._index_keys[self._index_of[self.current_version if version is None else version]]
         # The digest named as text: OpenSSL's HMAC in one call (with the constructor, Python's slower path).
-        return hmac.digest(self._index_key, f"{field}\x00{value}".encode(), _INDEX_DIGEST)
+        return hmac.digest(key, f"{field}\x00{value}".encode(), _INDEX_DIGEST)
+
+    def blind_indexes(self, field: str, value: str) -> list[bytes]:
+        """The value's digest under every live index key (a lookup: one HMAC per bucket)."""
+        data = f"{field}\x00{value}".encode()
+        return [hmac.digest(self._index_keys[i], data, _INDEX_DIGEST) for i in sorted(set(self._index_of.values()))]
 
 
 def blob_key_version(blob: bytes) -> int:
     return int(_HEADER.unpack_from(blob, 0)[1])
 
 
-def unwrap_file_keys(provider: KeyProvider, file_id: int, keys: Iterable[WrappedKey]) -> FileKeys:
+def unwrap_file_keys(provider: KeyProvider, file_id: int, keys: Iterable[WrappedKey],
+                     current_version: int | None = None) -> FileKeys:
     deks: dict[int, bytes] = {}
-    index_key: bytes | None = None
+    index_keys: dict[int, bytes] = {}
     for k in keys:
         if k.provider != provider.name or k.kek_id != provider.kek_id:
             raise SealError(f"key v{k.version} of file {file_id} was wrapped by {k.provider}/{k.kek_id}, "
                             f"not by the configured {provider.name}/{provider.kek_id}")
         raw = provider.unwrap(k.wrapped, aad=dek_aad(file_id, k.version, k.purpose))
         if k.purpose == "index":
-            index_key = raw
+            index_keys[k.version] = raw
         else:
             deks[k.version] = raw
-    if index_key is None:
+    if not index_keys:
         raise SealError(f"file {file_id} has no blind-index key")
-    return FileKeys(file_id, deks, index_key)
+    if current_version is not None and current_version not in deks:
+        current_version = max(deks) if deks else None
+    return FileKeys(file_id, deks, index_keys, current_version)

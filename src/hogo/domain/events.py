@@ -96,6 +96,14 @@ class Event(StrEnum):
     WORKCOPY_CONFIRMED = "data:workcopy:disposal_confirmed"
     # Guarded bulk export and take-out packages (issue 5, SEC-46..49): one entry per export, listing every record.
     RECORDS_EXPORTED = "data:record:export"
+    # Erasure, disposal and deletion certificates (issue 5: ANON-10, SEC-50, MN-5d).
+    RECORD_ERASED = "data:record:erase"  # records purged, their bucket re-encrypted, its old key to destroy
+    FILE_ERASED = "data:file:erased"  # every key destroyed, every row purged; the ledger entry stays
+    KEYS_DESTROYED = "crypto:key:destroyed"
+    DELETION_CERTIFIED = "data:deletion:certified"
+    DELETION_CONFIRMED = "data:deletion:confirmed"
+    CERTIFICATE_ATTACHED = "data:deletion:attached"
+    RETENTION_RUN = "data:retention:run"
 
 
 class Outcome(StrEnum):

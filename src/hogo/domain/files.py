@@ -118,6 +118,9 @@ class FileSpec:
     administrative_task: str | None = None
     legal_basis: str | None = None
     description: str | None = None
+    # Issue 5 (retention): a date field the retention period runs from (e.g. retirement); without it, from
+    # the record's creation. A record whose field is empty has no due date yet.
+    retention_from: str | None = None
 
     def field(self, name: str) -> FieldSpec:
         for f in self.fields:
@@ -146,7 +149,7 @@ _FIELD_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _KNOWN_KEYS = {
     "code", "name", "kind", "purposes", "department", "responsible", "collection_method", "subjects_scope",
     "retention_days", "retention_years", "classification", "restrictions", "fields", "subject_field",
-    "segment_field", "administrative_task", "legal_basis", "description",
+    "segment_field", "administrative_task", "legal_basis", "description", "retention_from",
 }
 _FIELD_KEYS = {"name", "label", "type", "sensitivity", "required", "indexed", "max_length"}
 
@@ -231,6 +234,12 @@ def parse_spec(raw: Mapping[str, Any]) -> FileSpec:
                 # The segment is kept in clear to scope grants without decrypting: it must not identify.
                 problems.append(("segment_field", "must be a text or number field of sensitivity 'other'"))
 
+    retention_from = text("retention_from", required=False, max_length=63)
+    if retention_from is not None and fields:
+        src = next((f for f in fields if f.name == retention_from), None)
+        if src is None or src.type is not FieldType.DATE:
+            problems.append(("retention_from", "must name a date field (the retention period runs from its date)"))
+
     has_my_number = any(f.type is FieldType.MY_NUMBER for f in fields)
     if kind is not None:
         if has_my_number and kind is not FileKind.SPECIFIC:
@@ -251,7 +260,7 @@ def parse_spec(raw: Mapping[str, Any]) -> FileSpec:
         responsible=responsible.lower(), collection_method=collection, subjects_scope=scope,
         retention_days=retention, classification=classification, restrictions=frozenset(restrictions),
         fields=tuple(fields), subject_field=subject, segment_field=segment, administrative_task=task,
-        legal_basis=basis, description=description,
+        legal_basis=basis, description=description, retention_from=retention_from,
     )
 
 

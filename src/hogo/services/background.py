@@ -32,7 +32,7 @@ class BackgroundJobs:
         self._last_run: dict[str, float] = {}
 
     def jobs(self) -> list[tuple[str, float, Callable[[Hogo], object]]]:
-        from hogo.services import analysis, audit_access, audit_tree, takeouts, workcopies
+        from hogo.services import analysis, audit_access, audit_tree, erasure, takeouts, workcopies
 
         return [
             ("checkpoint", self.tick_s, audit_tree.checkpoint_if_due),
@@ -40,6 +40,8 @@ class BackgroundJobs:
             ("retention", RETENTION_INTERVAL_S, lambda h: audit_access.run_retention(h)),
             ("working_copies", WORKING_COPY_INTERVAL_S, lambda h: workcopies.dispose_expired(h)),  # ANON-17
             ("takeouts", TAKEOUT_INTERVAL_S, takeouts.run_scheduled),  # overdue copies, late reports (SEC-49)
+            # Issue 5: records past their retention are erased, with certificates (SEC-50, ANON-10).
+            ("disposal", RETENTION_INTERVAL_S, lambda h: erasure.retention_run(h)),
         ]
 
     def run_once(self, *, force: bool = False) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
@@ -43,6 +43,7 @@ class FileView:
     created_at: dt.datetime
     updated_at: dt.datetime
     marks: dict[str, Any] = dataclasses.field(default_factory=dict)  # marks_view: shown wherever the file is (SEC-46)
+    erased_at: dt.datetime | None = None  # issue 5 (erasure): the ledger entry stays, marked
 
 
 def marks_of(row: PersonalDataFile) -> Marks:
@@ -103,6 +104,7 @@ def _view(db: Session, row: PersonalDataFile) -> FileView:
         classification=f"C{row.confidentiality}-I{row.integrity}-A{row.availability}",
         restrictions=tuple(row.restrictions), purposes=tuple(spec.get("purposes", ())), records=int(count),
         spec=spec, created_at=row.created_at, updated_at=row.updated_at, marks=marks_view(marks_of(row)),
+        erased_at=row.erased_at,
     )
 
 
@@ -144,8 +146,10 @@ def create_file(hogo: Hogo, actor: Principal, raw_spec: dict[str, Any], *, ctx: 
         db.add(row)
         db.flush()
         db.add(FileVersion(file_id=row.id, version=1, spec=stored, created_at=now, created_by_id=actor.user_id))
-        for purpose in ("data", "index"):
-            _store_key(db, row.id, new_wrapped_key(hogo.key_provider, row.id, 1, purpose), now)
+        # A new file's id has no keys; any a rolled-back creation left under it are not this file's.
+        hogo.keystore.destroy(row.id, remember=False)
+        hogo.file_keys.pop(row.id, None)
+        _store_keys(hogo, row.id, 1, now)
         audit.record(
             db, now=now, event=Event.FILE_CREATED, outcome=Outcome.SUCCESS, ctx=ctx, actor_id=actor.user_id,
             actor_name=actor.username, target=f"file:{spec.code}",
@@ -161,10 +165,12 @@ def create_file(hogo: Hogo, actor: Principal, raw_spec: dict[str, Any], *, ctx: 
         return _view(db, row)
 
 
-def _store_key(db: Session, file_id: int, key: WrappedKey, now: dt.datetime) -> None:
-    db.add(FileKey(file_id=file_id, purpose=key.purpose, version=key.version,
-                   algorithm=ALGORITHMS[ALG_AES_256_GCM], provider=key.provider, kek_id=key.kek_id,
-                   wrapped=key.wrapped, created_at=now))
+def _store_keys(hogo: Hogo, file_id: int, version: int, now: dt.datetime) -> None:
+    """A new key version (a data key and its own blind-index key) in the key store, never in the
+    database (crypto/keystore.py: a database backup alone must not be decryptable)."""
+    hogo.keystore.put(file_id, [new_wrapped_key(hogo.key_provider, file_id, version, purpose)
+                                for purpose in ("data", "index")],
+                      algorithm=ALGORITHMS[ALG_AES_256_GCM], now=now)
 
 
 def update_file(hogo: Hogo, actor: Principal, code: str, raw_spec: dict[str, Any], *,
@@ -297,8 +303,43 @@ def file_versions(hogo: Hogo, actor: Principal, code: str) -> list[dict[str, Any
 # ------------------------------------------------------------------------------------ keys
 
 
+BUCKET_RECORDS = 1024  # a new key version about every this many records (crypto-shredding buckets)
+
+
+def bucket_records(hogo: Hogo) -> int:
+    return int(hogo.extras.get("bucket_records", BUCKET_RECORDS))
+
+
+def move_keys_out_of_database(hogo: Hogo, file_id: int | None = None) -> int:
+    """Wrapped keys an older hogo kept in the database (``file_keys``) go to the key store, then are
+    deleted from the database (idempotent: a key already in the store is kept as it is). The table
+    stays, empty. Returns how many keys were moved."""
+    with hogo.unit_of_work() as db:
+        q = select(FileKey)
+        if file_id is not None:
+            q = q.where(FileKey.file_id == file_id)
+        rows = db.scalars(q).all()
+        if not rows:
+            return 0
+        by_file: dict[int, list[WrappedKey]] = {}
+        for r in rows:
+            by_file.setdefault(r.file_id, []).append(WrappedKey(r.version, r.purpose, r.provider, r.kek_id,
+                                                                bytes(r.wrapped)))
+        for fid, keys in by_file.items():
+            hogo.keystore.put(fid, keys, algorithm=ALGORITHMS[ALG_AES_256_GCM], now=hogo.clock.now(), replace=True)
+        for r in rows:
+            db.delete(r)
+        audit.record(db, now=hogo.clock.now(), event=Event.KEY_CREATED, outcome=Outcome.SUCCESS,
+                     ctx=RequestContext(client_addr="local", user_agent="hogo keystore"),
+                     target="keystore", reason="moved_to_keystore",
+                     details={"files": sorted(by_file), "keys": len(rows)})
+    for fid in by_file:
+        hogo.file_keys.pop(fid, None)
+    return len(rows)
+
+
 def file_keys(hogo: Hogo, db: Session, file_id: int, current_version: int | None = None) -> FileKeys:
-    """The file's unwrapped keys, cached in this process until a newer data key appears.
+    """The file's unwrapped keys (from the key store), cached in this process until a newer data key appears.
 
     ``current_version`` (the file row's ``data_key_version``, when the caller has the row) saves
     a query; key versions only ever grow."""
@@ -307,12 +348,76 @@ def file_keys(hogo: Hogo, db: Session, file_id: int, current_version: int | None
     cached = hogo.file_keys.get(file_id)
     if cached is not None and cached.current_version == current_version:
         return cached
-    rows = db.scalars(select(FileKey).where(FileKey.file_id == file_id)).all()
-    keys = unwrap_file_keys(hogo.key_provider, file_id, [
-        WrappedKey(r.version, r.purpose, r.provider, r.kek_id, r.wrapped) for r in rows
-    ])
+    wrapped = hogo.keystore.get(file_id)
+    if not wrapped:
+        if db.scalar(select(FileKey.id).where(FileKey.file_id == file_id).limit(1)) is not None:
+            move_keys_out_of_database(hogo, file_id)  # an instance made before the key store
+            wrapped = hogo.keystore.get(file_id)
+        if not wrapped:
+            raise Conflict("this file's keys are destroyed (the file was erased)", code="file_erased")
+    keys = unwrap_file_keys(hogo.key_provider, file_id, wrapped, current_version)
     hogo.file_keys[file_id] = keys
     return keys
+
+
+def new_key_version(hogo: Hogo, db: Session, file_id: int) -> int:
+    """Start a new key version (bucket) for the file's writes, in the caller's transaction (the file's
+    row is locked, so two writers do not both start one). Returns the file's current version."""
+    row = db.scalar(select(PersonalDataFile).where(PersonalDataFile.id == file_id).with_for_update())
+    if row is None:
+        raise NotFound("no such personal-data file", code="file_not_found")
+    version = max(row.data_key_version, hogo.keystore.max_version(file_id)) + 1
+    _store_keys(hogo, file_id, version, hogo.clock.now())
+    row.data_key_version = version
+    db.flush()
+    return version
+
+
+def import_plan(hogo: Hogo, db: Session, file_id: int, rows: int, filled: tuple[int, int] | None = None
+                ) -> tuple[FileKeys, list[tuple[int, int]], tuple[int, int]]:
+    """For an import batch of ``rows`` records: the keys and which key version each run of rows goes
+    under, ``[(version, count), …]`` in order — the rest of the current bucket, then new versions of
+    ``BUCKET_RECORDS`` each (started here, in the caller's transaction). ``filled``: (version, records)
+    as the import's previous plan left it (its batch may not be committed yet); returned for the next."""
+    size = bucket_records(hogo)
+    current = db.scalar(select(PersonalDataFile.data_key_version).where(PersonalDataFile.id == file_id))
+    assert current is not None
+    n = db.scalar(select(func.count()).select_from(Record).where(
+        Record.file_id == file_id, Record.key_version == current)) or 0
+    if filled is not None and filled[0] == current:
+        n = max(n, filled[1])
+    plan: list[tuple[int, int]] = []
+    room = max(0, size - n)
+    left = rows
+    if room:
+        plan.append((current, min(room, left)))
+        left -= plan[-1][1]
+    while left > 0:
+        current = new_key_version(hogo, db, file_id)
+        plan.append((current, min(size, left)))
+        left -= plan[-1][1]
+    if not plan:
+        last = (current, n)
+    elif len(plan) == 1 and room:  # all in the bucket that was current
+        last = (current, n + rows)
+    else:
+        last = (current, plan[-1][1])
+    return file_keys(hogo, db, file_id, current), plan, last
+
+
+def writable_keys(hogo: Hogo, db: Session, file_id: int, current_version: int | None = None, *,
+                  adding: int = 1) -> FileKeys:
+    """``file_keys`` for a write of ``adding`` records: when the current version's bucket is full, a new
+    version is started first (in the caller's transaction), so erasing a record later re-encrypts about
+    ``BUCKET_RECORDS`` records, not the whole file (services/erasure.py)."""
+    if current_version is None:
+        current_version = db.scalar(select(PersonalDataFile.data_key_version).where(PersonalDataFile.id == file_id))
+    assert current_version is not None
+    n = db.scalar(select(func.count()).select_from(Record).where(
+        Record.file_id == file_id, Record.key_version == current_version)) or 0
+    if n and n + adding > bucket_records(hogo):
+        current_version = new_key_version(hogo, db, file_id)
+    return file_keys(hogo, db, file_id, current_version)
 
 
 def rotate_key(hogo: Hogo, actor: Principal, code: str, *, ctx: RequestContext,
@@ -324,49 +429,60 @@ def rotate_key(hogo: Hogo, actor: Principal, code: str, *, ctx: RequestContext,
         row = file_by_code(db, code)
         _may_define(actor, load_spec(hogo, row).department)
         now = hogo.clock.now()
-        current = db.scalar(select(func.max(FileKey.version)).where(FileKey.file_id == row.id,
-                                                                     FileKey.purpose == "data")) or 0
-        new_version = current + 1
-        _store_key(db, row.id, new_wrapped_key(hogo.key_provider, row.id, new_version, "data"), now)
-        row.data_key_version = new_version
+        file_keys(hogo, db, row.id, row.data_key_version)  # keys of an older instance move to the key store
+        new_version = new_key_version(hogo, db, row.id)
         audit.record(
             db, now=now, event=Event.KEY_ROTATED, outcome=Outcome.SUCCESS, ctx=ctx, actor_id=actor.user_id,
             actor_name=actor.username, target=f"file:{row.code}",
             details={"key_version": new_version, "algorithm": ALGORITHMS[ALG_AES_256_GCM]},
         )
         file_id = row.id
-    return {"key_version": new_version,
-            "reencrypted": reencrypt(hogo, file_id, batch=batch, actor=actor, ctx=ctx)}
+    done = reencrypt(hogo, file_id, batch=batch, actor=actor, ctx=ctx, below=new_version)
+    return {"key_version": new_version, "reencrypted": done}
 
 
 def reencrypt(hogo: Hogo, file_id: int, *, batch: int = 1000, actor: Principal | None = None,
-              ctx: RequestContext | None = None) -> int:
-    """Re-encrypt the records not yet under the current data key. Each batch of an integrity-2 file is
-    logged with the new stored versions' hashes, in the batch's transaction: a re-encrypted record is a
-    new stored version the signed log must vouch for (SEC-133(2), services/integrity.py)."""
+              ctx: RequestContext | None = None, below: int | None = None) -> int:
+    """Re-encrypt the records under a data key older than ``below`` (default: the current one), and
+    their blind-index rows under the new version's index key. The new versions fill buckets as writes
+    do (a new version when the current one is full). Each batch of an integrity-2 file is logged with
+    the new stored versions' hashes, in the batch's transaction: a re-encrypted record is a new stored
+    version the signed log must vouch for (SEC-133(2), services/integrity.py)."""
     from hogo.services import integrity
+    from hogo.store.models import RecordIndex
 
     done = 0
+    batch = max(1, min(batch, bucket_records(hogo)))
     while True:
         with hogo.unit_of_work() as db:
-            keys = file_keys(hogo, db, file_id)
-            code, level = db.execute(select(PersonalDataFile.code, PersonalDataFile.integrity)
-                                     .where(PersonalDataFile.id == file_id)).one()
+            row = db.get(PersonalDataFile, file_id)
+            assert row is not None
+            floor = below if below is not None else row.data_key_version
             rows = db.scalars(
-                select(Record).where(Record.file_id == file_id, Record.key_version != keys.current_version)
-                .limit(batch)
+                select(Record).where(Record.file_id == file_id, Record.key_version < floor)
+                .order_by(Record.id).limit(batch)
             ).all()
             if not rows:
                 return done
+            keys = writable_keys(hogo, db, file_id, row.data_key_version, adding=len(rows))
+            spec = load_spec(hogo, row)
+            indexed = [f.name for f in spec.fields if f.indexed]
+            pks = [r.id for r in rows]
+            db.execute(delete(RecordIndex).where(RecordIndex.record_pk.in_(pks)))
+            index_rows = []
             for r in rows:
                 values = keys.open_record(r.record_id, r.blob)
                 r.key_version, r.blob = keys.seal_record(r.record_id, values)
+                index_rows += [{"file_id": file_id, "field": n, "digest": keys.blind_index(n, values[n]),
+                                "record_pk": r.id} for n in indexed if n in values]
+            if index_rows:
+                db.execute(insert(RecordIndex), index_rows)
             done += len(rows)
-            if integrity.applies(level):
+            if integrity.applies(row.integrity):
                 audit.record(
                     db, now=hogo.clock.now(), event=Event.RECORDS_REENCRYPTED, outcome=Outcome.SUCCESS,
                     ctx=ctx or RequestContext(), actor_id=actor.user_id if actor else None,
-                    actor_name=actor.username if actor else None, target=f"file:{code}", file_code=code,
+                    actor_name=actor.username if actor else None, target=f"file:{row.code}", file_code=row.code,
                     records=[r.record_id for r in rows],
                     details={"key_version": keys.current_version, **integrity.version_details(
-                        code, [(r.record_id, r.revision, r.segment, r.blob) for r in rows])})
+                        row.code, [(r.record_id, r.revision, r.segment, r.blob) for r in rows])})

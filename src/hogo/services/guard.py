@@ -44,12 +44,13 @@ from hogo.domain.files import (
 from hogo.domain.handling import Marks
 from hogo.domain.identifiers import mask
 from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable_fields
+from hogo.domain.retention import dispose_after
 from hogo.domain.roles import Permission
 from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hogo.services import audit, audit_tree, integrity
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
-from hogo.services.files import file_by_code, file_keys, load_spec, marks_view
+from hogo.services.files import file_by_code, file_keys, import_plan, load_spec, marks_view, writable_keys
 from hogo.services.grants import candidate_grants
 from hogo.store.bulk import insert_many
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
@@ -93,7 +94,7 @@ class _FileRef:
     availability: int
     restrictions: tuple[str, ...]
     data_key_version: int
-
+    erased: bool = False
 
 
 @dataclasses.dataclass
@@ -130,6 +131,8 @@ def _open(hogo: Hogo, db: Session, principal: Principal, file_code: str, purpose
     principal.require_data_scope(_SCOPE.get(action, Permission.DATA_READ))
     audit_tree.require_anchored(hogo)  # SEC-107(3): no data access while the log cannot be anchored off-host
     ref, version = _file_ref(db, file_code)
+    if ref.erased:  # issue 5: its keys are destroyed and its records purged; the ledger entry stays
+        raise Conflict(f"file {ref.code!r} was erased; it holds no records", code="file_erased")
     spec = hogo.spec_cache.get((ref.id, version))
     if spec is None:
         spec = load_spec(hogo, file_by_code(db, file_code))
@@ -141,7 +144,7 @@ def _open(hogo: Hogo, db: Session, principal: Principal, file_code: str, purpose
 _FILE_REF = (
     select(PersonalDataFile.id, PersonalDataFile.code, PersonalDataFile.confidentiality, PersonalDataFile.integrity,
            PersonalDataFile.availability, PersonalDataFile.restrictions, PersonalDataFile.data_key_version,
-           PersonalDataFile.version)
+           PersonalDataFile.version, PersonalDataFile.erased_at)
     .where(PersonalDataFile.code == bindparam("code"))
 )
 
@@ -152,8 +155,8 @@ def _file_ref(db: Session, code: str) -> tuple[_FileRef, int]:
     row = db.connection().execute(_FILE_REF, {"code": code.strip().lower()}).one_or_none()
     if row is None:
         raise NotFound(f"no personal-data file {code!r}", code="file_not_found")
-    fid, fcode, conf, integ, avail, restr, dkv, version = row
-    return _FileRef(fid, fcode, conf, integ, avail, tuple(restr), dkv), version
+    fid, fcode, conf, integ, avail, restr, dkv, version, erased_at = row
+    return _FileRef(fid, fcode, conf, integ, avail, tuple(restr), dkv, erased_at is not None), version
 
 
 def _decide(hogo: Hogo, c: _Context, action: Action, *, fields: Iterable[str] | None, segment: str | None,
@@ -384,7 +387,7 @@ def find_records(hogo: Hogo, principal: Principal, file_code: str, where: Mappin
     limit = max(1, min(limit, MAX_FIND_RESULTS))
     with hogo.unit_of_work() as db:
         c = _open(hogo, db, principal, file_code, purpose, Action.READ, ctx)
-        digests: list[tuple[str, bytes]] = []
+        digests: list[tuple[str, list[bytes]]] = []
         keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
         for name, raw in where.items():
             if name not in c.spec.field_names:
@@ -397,15 +400,15 @@ def find_records(hogo: Hogo, principal: Principal, file_code: str, where: Mappin
                 value = normalise_value(f, raw)
             except ValueError as exc:
                 raise ValidationFailed(f"{name}: {exc}", field="where") from None
-            digests.append((name, keys.blind_index(name, value)))
+            digests.append((name, keys.blind_indexes(name, value)))
         # To search by a field you must be able to read it (else the search itself would disclose it).
         d = _decide(hogo, c, Action.READ, fields=[n for n, _ in digests], segment=None, segment_applies=False)
         if not d.allowed:
             raise _deny(hogo, c, Event.RECORD_SEARCHED, d, records=[], fields=[n for n, _ in digests])
         q = select(Record).where(Record.file_id == c.row.id)
-        for name, digest in digests:
+        for name, candidates in digests:  # one digest per key version's index key (erasure buckets)
             q = q.where(Record.id.in_(select(RecordIndex.record_pk).where(
-                RecordIndex.file_id == c.row.id, RecordIndex.field == name, RecordIndex.digest == digest)))
+                RecordIndex.file_id == c.row.id, RecordIndex.field == name, RecordIndex.digest.in_(candidates))))
         matches = db.scalars(q.order_by(Record.id).limit(limit)).all()
         allowed: list[tuple[Record, tuple[str, ...]]] = []
         for rec in matches:
@@ -505,11 +508,12 @@ def create_record(hogo: Hogo, principal: Principal, file_code: str, values: Mapp
             raise _deny(hogo, c, Event.RECORD_CREATED, d, records=[rid], fields=clean.keys())
         if _record(db, c.row.id, rid) is not None:
             raise Conflict(f"record {rid!r} already exists in {c.row.code}", code="record_exists")
-        keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
+        keys = writable_keys(hogo, db, c.row.id, c.row.data_key_version)
         now = hogo.clock.now()
         version, blob = keys.seal_record(rid, clean)
         rec = Record(file_id=c.row.id, record_id=rid, segment=segment, key_version=version, blob=blob, revision=1,
-                     created_at=now, created_by_id=principal.user_id, updated_at=now, updated_by_id=principal.user_id)
+                     created_at=now, created_by_id=principal.user_id, updated_at=now, updated_by_id=principal.user_id,
+                     dispose_after=dispose_after(c.spec, clean, now))
         db.add(rec)
         db.flush()
         rows = _index_rows(keys, c.spec, c.row.id, rec.id, clean)
@@ -562,12 +566,13 @@ def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
         for f in c.spec.fields:
             if f.required and f.name in cleared:
                 raise _validation_error([(f.name, "is required")])
-        keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
+        keys = writable_keys(hogo, db, c.row.id, c.row.data_key_version)
         current = keys.open_record(rec.record_id, rec.blob)  # in memory only, to re-seal the whole record
         merged = {k: v for k, v in current.items() if k not in cleared}
         merged.update(clean)
         now = hogo.clock.now()
         rec.key_version, rec.blob = keys.seal_record(rec.record_id, merged)
+        rec.dispose_after = dispose_after(c.spec, merged, rec.created_at)
         rec.segment = new_segment
         rec.revision += 1
         rec.updated_at = now
@@ -585,24 +590,14 @@ def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
     return _present(c, keys, rec, readable, frozenset())
 
 
-@guarded
 def delete_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *, purpose: str | None,
-                  ctx: RequestContext) -> None:
-    with hogo.unit_of_work() as db:
-        c = _open(hogo, db, principal, file_code, purpose, Action.DELETE, ctx)
-        rec = _record(db, c.row.id, record_id)
-        d = _decide(hogo, c, Action.DELETE, fields=(), segment=rec.segment if rec else None,
-                    segment_applies=True)
-        if not d.allowed:
-            raise _deny(hogo, c, Event.RECORD_DELETED, d, records=[record_id], fields=())
-        if rec is None:
-            raise NotFound(f"no record {record_id!r} in {c.row.code}", code="record_not_found")
-        removed = _versions(c, [(record_id, rec.revision, rec.segment, rec.blob)], deleted=True)
-        db.execute(delete(RecordIndex).where(RecordIndex.record_pk == rec.id))
-        db.delete(rec)
-        _record_access(db, hogo, c, Event.RECORD_DELETED, Outcome.SUCCESS, records=[record_id], fields=(),
-                       decision=d, extra=removed)
-        _touch_grants(db, hogo, _grants_to_touch(hogo, d))
+                  ctx: RequestContext, reason: str | None = None) -> None:
+    """Deleting a record is erasing it irrecoverably (issue 5: crypto-shredding, services/erasure.py),
+    with its deletion certificate; the log names it a delete. Needs a 'delete' grant for the purpose."""
+    from hogo.services import erasure
+
+    erasure.erase_records(hogo, principal, file_code, [record_id], reason=reason or "記録の削除 (record deleted)",
+                          purpose=purpose, ctx=ctx, event=Event.RECORD_DELETED)
 
 
 # ---------------------------------------------------------------------------------- import
@@ -784,6 +779,7 @@ def import_records(
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hogo-import-writer")
     in_flight: Future[tuple[list[str], list[RowProblem]]] | None = None
     given: list[int] = []  # positions in the batch of rows whose record ID the CSV gave
+    filled: tuple[int, int] | None = None  # the key version the last batch ended in, and its records
 
     def write(sealed: _Sealed) -> tuple[list[str], list[RowProblem]]:
         if session is not None:
@@ -802,10 +798,15 @@ def import_records(
         sample.extend(written[: max(0, 10 - len(sample))])
 
     def flush(batch: _Batch) -> None:
-        nonlocal in_flight
+        nonlocal in_flight, keys
         if not batch:
             return
-        sealed = _seal_batch(keys, c.spec, batch, given)
+        nonlocal filled
+        plan = None
+        if session is None:  # new key versions as buckets fill (erasure, services/erasure.py)
+            with hogo.unit_of_work() as db:
+                keys, plan, filled = import_plan(hogo, db, c.row.id, len(batch), filled)
+        sealed = _seal_batch(keys, c.spec, batch, given, hogo.clock.now(), plan)
         given.clear()
         settle()
         in_flight = writer.submit(write, sealed)
@@ -891,23 +892,40 @@ class _Sealed:
     version, the blind-index entries (field, digest, record ID) and per row the fields it has values of."""
 
     rows: list[tuple[int, str, str | None, bytes]]
-    version: int
+    versions: list[int]  # per row: the key version it is sealed under
     index: list[tuple[str, bytes, str]]
     fields: list[tuple[str, ...]]
     given: list[int]  # the rows whose record ID came from the CSV
+    dispose: list[dt.date | None] = dataclasses.field(default_factory=list)  # per row (retention)
 
 
-def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch, given: Sequence[int] = ()) -> _Sealed:
-    """Encrypt a batch (each value on its own) and compute its blind-index digests, outside any transaction."""
-    version, blobs = keys.seal_records([(rid, clean) for _, rid, clean, _ in batch])
+def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch, given: Sequence[int] = (),
+                now: dt.datetime | None = None, plan: Sequence[tuple[int, int]] | None = None) -> _Sealed:
+    """Encrypt a batch (each value on its own) and compute its blind-index digests, outside any transaction.
+    ``plan``: which key version each run of rows goes under (``files.import_plan``; default: all current)."""
     blind = keys.blind_index
-    index = [(name, blind(name, clean[name]), rid)
-             for name in (f.name for f in spec.fields if f.indexed)
-             for _, rid, clean, _ in batch if name in clean]
+    indexed = [f.name for f in spec.fields if f.indexed]
+    blobs: list[bytes] = []
+    versions: list[int] = []
+    index: list[tuple[str, bytes, str]] = []
+    start = 0
+    for version, count in plan or [(keys.current_version, len(batch))]:
+        part = batch[start:start + count]
+        start += count
+        _, sealed = keys.seal_records([(rid, clean) for _, rid, clean, _ in part], version)
+        blobs += sealed
+        versions += [version] * len(part)
+        index += [(name, blind(name, clean[name], version), rid)
+                  for name in indexed for _, rid, clean, _ in part if name in clean]
     # In the order of the lookup index (field, digest): each insert lands next to the one before.
     index.sort()
+    when = now or dt.datetime.now(dt.UTC)
+    if spec.retention_from is None:  # one due date for the whole batch
+        dispose = [dispose_after(spec, {}, when)] * len(batch)
+    else:
+        dispose = [dispose_after(spec, clean, when) for _, _, clean, _ in batch]
     return _Sealed([(n, rid, segment, blob) for (n, rid, _, segment), blob in zip(batch, blobs, strict=True)],
-                   version, index, [tuple(clean) for _, _, clean, _ in batch], list(given))
+                   versions, index, [tuple(clean) for _, _, clean, _ in batch], list(given), dispose)
 
 
 def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sealed
@@ -921,6 +939,8 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
     existing = set(db.scalars(select(Record.record_id).where(
         Record.file_id == c.row.id, Record.record_id.in_(given)))) if given else set()
     refused: list[RowProblem] = []
+    dispose = sealed.dispose
+    versions = sealed.versions
     rows = sealed.rows
     index = sealed.index
     row_fields = sealed.fields
@@ -929,6 +949,8 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
                    for n, rid, _, _ in rows if rid in existing]
         kept = [i for i, r in enumerate(rows) if r[1] not in existing]
         rows = [rows[i] for i in kept]
+        dispose = [sealed.dispose[i] for i in kept]
+        versions = [sealed.versions[i] for i in kept]
         row_fields = [row_fields[i] for i in kept]
         index = [i for i in index if i[2] not in existing]
         if not rows:
@@ -936,9 +958,9 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
         ids = [rid for _, rid, _, _ in rows]
     now = hogo.clock.now()
     uid = c.principal.user_id
-    version = sealed.version
-    insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob"),
-                [(rid, segment, version, blob) for _, rid, segment, blob in rows],
+    insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob", "dispose_after"),
+                [(rid, segment, version, blob, due)
+                 for (_, rid, segment, blob), due, version in zip(rows, dispose, versions, strict=True)],
                 constants={"file_id": c.row.id, "revision": 1, "created_at": now, "created_by_id": uid,
                            "updated_at": now, "updated_by_id": uid})
     pk_of = dict(db.execute(select(Record.record_id, Record.id).where(
@@ -1032,7 +1054,7 @@ def apply_correction(hogo: Hogo, approver: Principal, request_id: int, *, ctx: R
                            f"then, {rec.revision} now); nothing was changed: request the correction again",
                            code="revision_conflict", details={"base_revision": req.base_revision,
                                                               "revision": rec.revision})
-        keys = file_keys(hogo, db, ref.id, ref.data_key_version)
+        keys = writable_keys(hogo, db, ref.id, ref.data_key_version)
         new = keys.open_record(req.payload_binding, req.payload)  # in memory only
         merged = {k: v for k, v in keys.open_record(rec.record_id, rec.blob).items() if k not in req.fields}
         merged.update(new)
@@ -1042,6 +1064,7 @@ def apply_correction(hogo: Hogo, approver: Principal, request_id: int, *, ctx: R
                              key_version=rec.key_version, blob=rec.blob, replaced_at=now,
                              replaced_by_id=approver.user_id, request_id=req.id))
         rec.key_version, rec.blob = keys.seal_record(rec.record_id, merged)
+        rec.dispose_after = dispose_after(spec, merged, rec.created_at)
         if spec.segment_field and spec.segment_field in req.fields:
             rec.segment = merged.get(spec.segment_field)
         rec.revision = before + 1

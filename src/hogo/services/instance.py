@@ -11,6 +11,7 @@ from hogo.config import CONFIG_FILE, Settings, write_settings
 from hogo.crypto import create_key_file
 from hogo.crypto import totp as totp_mod
 from hogo.crypto.keys import KEY_FILE_NAME
+from hogo.crypto.keystore import KeyStore, keystore_path
 from hogo.domain.events import Event, Outcome
 from hogo.domain.passwords import PasswordPolicy, load_common_passwords, password_problems
 from hogo.domain.roles import Role
@@ -66,6 +67,8 @@ def init_instance(
     # The database in here holds password hashes, sealed secrets and the access record: owner only.
     settings.data_dir.chmod(0o700)
     key_path = create_key_file(settings.keys_dir, passphrase=passphrase)
+    store_path = keystore_path(settings.keys_dir)
+    KeyStore(store_path).create()  # the wrapped file keys, beside the KEK, never in the database
     write_settings(settings)
     admin_created = False
     h: Hogo | None = None
@@ -103,6 +106,7 @@ def init_instance(
         if not admin_created:
             # Nothing usable was made: leave no half-made instance that blocks a retry.
             key_path.unlink(missing_ok=True)
+            store_path.unlink(missing_ok=True)
             (settings.data_dir / CONFIG_FILE).unlink(missing_ok=True)
         raise
     finally:

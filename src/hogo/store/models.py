@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -271,6 +272,8 @@ class PersonalDataFile(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Issue 5 (erasure): when the file's keys were destroyed and its records purged; the entry stays.
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class FileVersion(Base):
@@ -288,7 +291,8 @@ class FileVersion(Base):
 
 
 class FileKey(Base):
-    """A file's data keys (one per version) and blind-index key, wrapped by the key provider's KEK."""
+    """Where wrapped file keys were kept before issue 5. Empty now: keys live in the key store beside the
+    KEK (crypto/keystore.py), and rows an older instance left here move there at startup."""
 
     __tablename__ = "file_keys"
     __table_args__ = (UniqueConstraint("file_id", "purpose", "version", name="uq_file_keys_version"),)
@@ -312,6 +316,7 @@ class Record(Base):
     __table_args__ = (
         UniqueConstraint("file_id", "record_id", name="uq_records_record_id"),
         Index("ix_records_file_key_version", "file_id", "key_version"),
+        Index("ix_records_dispose_after", "file_id", "dispose_after"),  # issue 5 (retention)
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -325,6 +330,8 @@ class Record(Base):
     created_by_id: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_by_id: Mapped[int | None] = mapped_column(Integer)
+    # Issue 5 (retention): the day after which the record is due for disposal (None: no due date yet).
+    dispose_after: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class RecordIndex(Base):

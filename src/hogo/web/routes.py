@@ -592,6 +592,7 @@ def install(app: FastAPI) -> None:
     from hogo.web.approval_routes import router as approval_router
     from hogo.web.audit_routes import router as audit_router
     from hogo.web.data_routes import router as data_router
+    from hogo.web.erasure_routes import router as erasure_router
     from hogo.web.marks_routes import router as marks_router
     from hogo.web.takeout_routes import router as takeout_router
 
@@ -601,4 +602,5 @@ def install(app: FastAPI) -> None:
     app.include_router(approval_router)
     app.include_router(marks_router)
     app.include_router(takeout_router)
+    app.include_router(erasure_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
