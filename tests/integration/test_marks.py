@@ -327,3 +327,31 @@ def test_live_copies_follow_their_sources_marks_and_a_no_copy_source_disposes_of
     assert "no_copy" in v.marks["restrictions"]
     (disposed,) = log(org, Event.WORKCOPY_DISPOSED)
     assert disposed.logged.details["reason"] == "source_no_copy"
+
+
+def test_erasing_records_or_the_file_disposes_of_its_working_copies_ANON_17_SEC_50(org: Org):
+    """An erasure reaches every copy inside hogo: live working copies of the file, which may hold the erased
+    records, are disposed of (key destroyed, data deleted) in the erasure's own transaction; so is every
+    copy when the whole file is erased."""
+    from hogo.services import erasure
+
+    hogo = org.inst.hogo
+    staff_file(org)
+    grants.create_grant(hogo, org.p("pm.takahashi"), STAFF, user="clerk.tanaka", actions=["read", "delete"],
+                        purposes=[P_STAFF], ctx=CTX)
+    first = workcopies.create_copy(hogo, org.p("clerk.ito"), STAFF, fields=["name"], purpose=P_STAFF,
+                                   expires_at=_expires(org, hours=4), ctx=CTX)
+    erasure.erase_records(hogo, org.p("clerk.tanaka"), STAFF, ["S0"], reason="退職後の保存期間満了",
+                          purpose=P_STAFF, ctx=CTX)
+    with hogo.unit_of_work() as db:
+        row = db.get(WorkingCopy, first.id)
+        assert row is not None and row.status == "disposed" and row.disposal_reason == "source_erased"
+        assert row.wrapped_key is None
+        assert db.scalars(select(WorkingCopyData).where(WorkingCopyData.copy_id == first.id)).all() == []
+    second = workcopies.create_copy(hogo, org.p("clerk.ito"), STAFF, fields=["name"], purpose=P_STAFF,
+                                    expires_at=_expires(org, hours=4), ctx=CTX)
+    assert second.records == 2
+    erasure.erase_file(hogo, org.p("pm.takahashi"), STAFF, reason="名簿の廃止", ctx=CTX)
+    with hogo.unit_of_work() as db:
+        assert db.get(WorkingCopy, second.id).status == "disposed"
+    assert [e.details["reason"] for e in log(org, Event.WORKCOPY_DISPOSED)] == ["source_erased", "source_erased"]

@@ -57,7 +57,7 @@ from hogo.domain.events import Event, Outcome
 from hogo.domain.files import Action
 from hogo.domain.roles import Permission, Role
 from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from hogo.services import audit, audit_tree, files, guard, integrity
+from hogo.services import audit, audit_tree, files, guard, integrity, workcopies
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.store.models import ApprovalRequest, FileKey, PersonalDataFile, Record, RecordIndex, RecordVersion
@@ -193,6 +193,7 @@ def _purge_and_rekey(hogo: Hogo, db: Session, row: PersonalDataFile, ids: Sequen
     for v in touched:
         versions |= keys.sharing_index(v)
     now = hogo.clock.now()
+    workcopies.dispose_for_erasure(hogo, db, row.id, ctx)
     erased_rows = [(r.record_id, r.revision, r.segment, r.blob) for r in recs]
     # Purge the erased records' rows.
     pks = [r.id for r in recs]
@@ -306,6 +307,7 @@ def erase_file(hogo: Hogo, actor: Principal, code: str, *, reason: str | None, c
         count = db.scalar(select(func.count()).select_from(Record).where(Record.file_id == row.id)) or 0
         versions = sorted({v for _, v in hogo.keystore.versions(row.id)} | {row.data_key_version})
         row.erased_at = now
+        workcopies.dispose_for_erasure(hogo, db, row.id, ctx)
         deletion = DeletionRecord(
             kind="file", status="pending", file_id=row.id, file_code=row.code, file_name=row.name, record_ids=[],
             record_count=int(count), fields=list(spec.field_names), reason=why, retention_rule=None,

@@ -346,6 +346,16 @@ def follow_source_marks(hogo: Hogo, db: Session, file_id: int, marks: Marks, ctx
         row.marks = merged.to_dict()
 
 
+def dispose_for_erasure(hogo: Hogo, db: Session, file_id: int, ctx: RequestContext) -> int:
+    """Records of the file are being erased (issue 5): its live copies, which may hold them, are disposed
+    of in the erasure's transaction — an erasure reaches every copy inside hogo. The number disposed of."""
+    rows = db.scalars(select(WorkingCopy).where(WorkingCopy.file_id == file_id, WorkingCopy.status == "live")
+                      .with_for_update()).all()
+    for row in rows:
+        _dispose(db, hogo, row, by=None, reason="source_erased", ctx=ctx)
+    return len(rows)
+
+
 def dispose_expired(hogo: Hogo, *, batch: int = 100) -> int:
     """The background job: dispose of every copy whose deadline has passed (each in its own transaction)."""
     done = 0
