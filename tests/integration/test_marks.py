@@ -274,7 +274,8 @@ def test_expired_copies_are_disposed_of_by_the_background_job_and_the_manager_co
     assert gone.key_destroyed and not gone.data_present
     with hogo.unit_of_work() as db:
         row = db.get(WorkingCopy, soon.id)
-        assert row is not None and row.wrapped_key is None and db.get(WorkingCopyData, soon.id) is None
+        assert row is not None and db.get(WorkingCopyData, soon.id) is None
+    assert hogo.keystore.get_copy_key(soon.id) is None
     assert [v.id for v in workcopies.report(hogo, org.p("pm.takahashi"))["outstanding"]] == [later.id]
     with pytest.raises(Conflict):
         workcopies.read_copy(hogo, ito, soon.id, ctx=CTX)
@@ -346,8 +347,8 @@ def test_erasing_records_or_the_file_disposes_of_its_working_copies_ANON_17_SEC_
     with hogo.unit_of_work() as db:
         row = db.get(WorkingCopy, first.id)
         assert row is not None and row.status == "disposed" and row.disposal_reason == "source_erased"
-        assert row.wrapped_key is None
         assert db.scalars(select(WorkingCopyData).where(WorkingCopyData.copy_id == first.id)).all() == []
+    assert hogo.keystore.get_copy_key(first.id) is None
     second = workcopies.create_copy(hogo, org.p("clerk.ito"), STAFF, fields=["name"], purpose=P_STAFF,
                                     expires_at=_expires(org, hours=4), ctx=CTX)
     assert second.records == 2

@@ -1,4 +1,5 @@
-"""The key store: the wrapped data keys and blind-index keys of personal-data files, kept apart from the data.
+"""The key store: the wrapped data keys and blind-index keys of personal-data files (and the keys of
+temporary working copies), kept apart from the data.
 
 Why apart (ANON-18, SEC-50, MN-5d): a database backup carries every ciphertext. If the wrapped keys
 travelled with it, the KEK (key file or HSM) would still unwrap them after an erasure, and the backup
@@ -48,6 +49,13 @@ CREATE TABLE IF NOT EXISTS destroyed_keys (
     version INTEGER NOT NULL,
     destroyed_at TEXT NOT NULL,
     PRIMARY KEY (file_id, version)
+);
+CREATE TABLE IF NOT EXISTS copy_keys (
+    copy_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    kek_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    created_at TEXT NOT NULL
 )
 """
 
@@ -163,6 +171,24 @@ class KeyStore:
                 conn.execute("ROLLBACK")
                 raise
         return sorted(gone)
+
+    # Keys of temporary working copies (ANON-17): kept here for the same reason as file keys — disposing
+    # of a copy destroys its key, and no earlier database backup then opens it.
+
+    def put_copy_key(self, copy_id: str, *, provider: str, kek_id: str, wrapped: bytes, now: dt.datetime) -> None:
+        with self._connect() as conn:
+            conn.execute("INSERT INTO copy_keys VALUES (?, ?, ?, ?, ?)",
+                         (copy_id, provider, kek_id, wrapped, now.isoformat()))
+
+    def get_copy_key(self, copy_id: str) -> bytes | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT wrapped FROM copy_keys WHERE copy_id = ?", (copy_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def destroy_copy_key(self, copy_id: str) -> bool:
+        """Destroy a working copy's key (the row overwritten in the file); whether there was one."""
+        with self._connect() as conn:
+            return conn.execute("DELETE FROM copy_keys WHERE copy_id = ?", (copy_id,)).rowcount > 0
 
     def raw_bytes(self) -> bytes:
         """The file as it is on disk (tests look for a destroyed key's bytes in it)."""

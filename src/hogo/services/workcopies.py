@@ -91,7 +91,7 @@ def _view(db: Session, row: WorkingCopy) -> CopyView:
         marks=files.marks_view(Marks.from_dict(row.marks)), status=row.status, created_at=row.created_at,
         expires_at=row.expires_at, disposed_at=row.disposed_at, disposed_by=row.disposed_by,
         disposal_reason=row.disposal_reason, confirmed_at=row.confirmed_at, confirmed_by=row.confirmed_by,
-        confirmation_note=row.confirmation_note, key_destroyed=row.wrapped_key is None, data_present=present,
+        confirmation_note=row.confirmation_note, key_destroyed=row.disposed_at is not None, data_present=present,
     )
 
 
@@ -171,12 +171,27 @@ def create_copy(hogo: Hogo, actor: Principal, file_code: str, *, fields: Sequenc
     sealed = sealing.seal(hogo.key_provider, copy_id, plaintext)
     count = len(rows)
     del plaintext, rows, views
+    # The copy's key goes to the key store beside the KEK, never into the database (as file keys: issue 5).
+    hogo.keystore.put_copy_key(copy_id, provider=sealed.provider, kek_id=sealed.kek_id,
+                               wrapped=sealed.wrapped_key, now=hogo.clock.now())
+    try:
+        return _store_copy(hogo, actor, ctx, copy_id=copy_id, file_id=file_id, code=code, department=department,
+                           why=why, wanted=wanted, conditions=conditions, count=count, marks=marks,
+                           expires_at=expires_at, sealed=sealed)
+    except BaseException:
+        hogo.keystore.destroy_copy_key(copy_id)  # nothing stored: no key left behind
+        raise
+
+
+def _store_copy(hogo: Hogo, actor: Principal, ctx: RequestContext, *, copy_id: str, file_id: int, code: str,
+                department: str, why: str, wanted: list[str], conditions: dict[str, str], count: int, marks: Marks,
+                expires_at: dt.datetime, sealed: sealing.SealedCopy) -> CopyView:
     with hogo.unit_of_work() as db:
         row = WorkingCopy(
             id=copy_id, file_id=file_id, file_code=code, department=department, holder_id=actor.user_id,
             holder_name=actor.username, purpose=why, fields=wanted, where_fields=sorted(conditions),
             records=count, marks=marks.to_dict(), status="live", created_at=hogo.clock.now(), expires_at=expires_at,
-            key_provider=sealed.provider, kek_id=sealed.kek_id, wrapped_key=sealed.wrapped_key,
+            key_provider=sealed.provider, kek_id=sealed.kek_id,
         )
         db.add(row)
         db.flush()
@@ -263,9 +278,10 @@ def read_copy(hogo: Hogo, actor: Principal, copy_id: str, *, ctx: RequestContext
     with hogo.unit_of_work() as db:
         row = _get(db, actor, copy_id, lock=True)
         data = db.get(WorkingCopyData, row.id)
-        if data is None or row.wrapped_key is None or row.status != "live":
+        wrapped = hogo.keystore.get_copy_key(row.id)
+        if data is None or wrapped is None or row.status != "live":
             raise Conflict("this working copy has been disposed of", code="working_copy_gone")
-        wrapped, blob = row.wrapped_key, data.blob
+        blob = data.blob
         _log(db, hogo, actor, Event.WORKCOPY_READ, Outcome.SUCCESS, row.file_code, ctx, copy_id=row.id,
              purpose=row.purpose, fields=row.fields, details={"records": row.records})
         view = _view(db, row)
@@ -281,7 +297,8 @@ def _dispose(db: Session, hogo: Hogo, row: WorkingCopy, *, by: Principal | None,
              ctx: RequestContext) -> None:
     """Destroy the key, delete the data, keep the row as the disposal record; logged in the same transaction."""
     now = hogo.clock.now()
-    row.wrapped_key = None
+    # The key first: should this transaction fail after it, the copy is unreadable, never readable too long.
+    hogo.keystore.destroy_copy_key(row.id)
     db.execute(delete(WorkingCopyData).where(WorkingCopyData.copy_id == row.id))
     row.status = "disposed"
     row.disposed_at = now
@@ -322,7 +339,7 @@ def confirm_disposal(hogo: Hogo, actor: Principal, copy_id: str, *, note: str | 
         if row.confirmed_at is not None:
             raise Conflict("the erasure of this working copy has been confirmed already", code="already_confirmed")
         left = db.scalar(select(WorkingCopyData.copy_id).where(WorkingCopyData.copy_id == row.id))
-        if row.wrapped_key is not None or left is not None:  # pragma: no cover - disposal does both at once
+        if hogo.keystore.get_copy_key(row.id) is not None or left is not None:
             raise Conflict("data of this working copy is still present", code="working_copy_not_erased")
         row.confirmed_at = hogo.clock.now()
         row.confirmed_by = actor.username

@@ -37,9 +37,10 @@ class MarksChange(Base):
 class WorkingCopy(Base):
     """A temporary working copy (作業用の一時的な複製, ANON-17): which file, fields and how many records,
     for whom, for which purpose, until when, with the marks it carries (the strictest of its sources).
-    Its data is sealed under its own data key (``wrapped_key``, wrapped by the key provider); disposal
-    destroys the key and deletes the data, and keeps this row as the disposal record, which the file's
-    protection manager confirms. ``where_fields`` names the fields the selection used, never values."""
+    Its data is sealed under its own data key, wrapped by the key provider and kept in the key store beside
+    the KEK (never in the database, so no database backup opens a disposed copy); disposal destroys the key
+    and deletes the data, and keeps this row as the disposal record, which the file's protection manager
+    confirms. ``where_fields`` names the fields the selection used, never values."""
 
     __tablename__ = "working_copies"
     __table_args__ = (
@@ -63,7 +64,6 @@ class WorkingCopy(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     key_provider: Mapped[str | None] = mapped_column(String(20))
     kek_id: Mapped[str | None] = mapped_column(String(100))
-    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # destroyed (NULL) at disposal
     disposed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     disposed_by: Mapped[str | None] = mapped_column(String(63))  # a username, or "system" (expiry)
     disposal_reason: Mapped[str | None] = mapped_column(String(20))  # expired | on_demand

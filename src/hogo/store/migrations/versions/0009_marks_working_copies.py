@@ -54,7 +54,6 @@ def upgrade() -> None:
     sa.Column('expires_at', hogo.store.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('key_provider', sa.String(length=20), nullable=True),
     sa.Column('kek_id', sa.String(length=100), nullable=True),
-    sa.Column('wrapped_key', sa.LargeBinary(), nullable=True),
     sa.Column('disposed_at', hogo.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('disposed_by', sa.String(length=63), nullable=True),
     sa.Column('disposal_reason', sa.String(length=20), nullable=True),
