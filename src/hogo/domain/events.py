@@ -77,6 +77,13 @@ class Event(StrEnum):
     APPROVAL_CANCELLED = "approval:request:cancelled"
     APPROVAL_FAILED = "approval:request:failed"
     RECORD_CORRECTED = "data:record:correct"
+    # Backups (issue 5: ANON-19, SEC-51, SEC-151(3)): made, failed, verified, restored, disposed; key backups.
+    BACKUP_CREATED = "system:backup:created"
+    BACKUP_FAILED = "system:backup:failed"
+    BACKUP_VERIFIED = "system:backup:verified"
+    BACKUP_RESTORED = "system:backup:restored"
+    BACKUP_DISPOSED = "system:backup:disposed"
+    KEYS_BACKED_UP = "system:keys:backed_up"
 
 
 class Outcome(StrEnum):
