@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,11 +18,13 @@ from hogo import __version__
 from hogo.api.alert_routes import router as alert_router
 from hogo.api.approval_routes import router as approval_router
 from hogo.api.audit_routes import router as audit_router
+from hogo.api.backup_routes import router as backup_router
 from hogo.api.data_routes import router as data_router
 from hogo.api.routes import router as api_router
 from hogo.bootstrap import Hogo, build, check_ready_to_serve
 from hogo.config import load_settings
 from hogo.errors import HogoError
+from hogo.services import runlock
 from hogo.services.background import BackgroundJobs
 from hogo.store.db import BackgroundCheckpointer
 from hogo.web.routes import install as install_web
@@ -156,20 +159,22 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        checkpointer = None
-        if background_checkpoints and hogo.settings.is_sqlite:
-            checkpointer = BackgroundCheckpointer(hogo.engine)
-            checkpointer.start()
-        jobs = BackgroundJobs(hogo) if run_jobs else None
-        if jobs is not None:
-            jobs.start()
-        try:
-            yield
-        finally:
+        # A server marks its data directory as served, for as long as it runs (a restore refuses meanwhile).
+        with runlock.serving(hogo.settings.data_dir) if background_checkpoints else contextlib.nullcontext():
+            checkpointer = None
+            if background_checkpoints and hogo.settings.is_sqlite:
+                checkpointer = BackgroundCheckpointer(hogo.engine)
+                checkpointer.start()
+            jobs = BackgroundJobs(hogo) if run_jobs else None
             if jobs is not None:
-                jobs.stop()
-            if checkpointer is not None:
-                checkpointer.stop()
+                jobs.start()
+            try:
+                yield
+            finally:
+                if jobs is not None:
+                    jobs.stop()
+                if checkpointer is not None:
+                    checkpointer.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -209,6 +214,7 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
     app.include_router(audit_router)
     app.include_router(alert_router)
     app.include_router(approval_router)
+    app.include_router(backup_router)
     install_web(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes,
