@@ -29,7 +29,7 @@ def org(cli: Cli, tmp_path: Path) -> Iterator[DataOrg]:
 
 def test_backup_verify_restore_through_the_cli_ANON_19_SEC_51(org: DataOrg, tmp_path: Path):
     cli = org.cli
-    rec = cli.json("record", "create", FILE, "--purpose", P1, "--set", "employee_no=E0001", "--set", "name=伊藤 翔",
+    cli.json("record", "create", FILE, "--purpose", P1, "--set", "employee_no=E0001", "--set", "name=伊藤 翔",
                    "--set", f"my_number={MN1}", "--set", "department=KYUYO", as_=ITO)
     made = cli.json("backup", "create", "--out", str(tmp_path / "bk1"), "--out", str(tmp_path / "bk2"),
                     "--importance", "high")
