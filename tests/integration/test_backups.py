@@ -339,3 +339,43 @@ def test_expiry_dates_follow_importance_SEC_51(org: Org, tmp_path: Path):
     assert made["expires_at"] - made["created_at"] == dt.timedelta(days=12)
     with pytest.raises(ValidationFailed):
         backups.create_backup(inst.hogo, inst.admin_principal(), [tmp_path / "y"], importance="vital", ctx=CTX)
+
+
+def test_an_earlier_backup_restored_does_not_bring_back_crypto_shredded_records_ANON_19(org: Org, tmp_path: Path):
+    """A backup holds the database only; the wrapped keys stay in the key store beside the KEK. Erasing a
+    record destroys its key there, so restoring a backup made before the erasure brings its ciphertext
+    back but not the means to read it; records under keys that still exist read as before."""
+    erasure = pytest.importorskip("hogo.services.erasure", reason="needs the key store and crypto-shredding "
+                                                                  "(branch erasure)")
+    from hogo.crypto.keys import SealError
+    from hogo.errors import Conflict
+    from hogo.services import files
+    from hogo.store.models import PersonalDataFile, Record
+
+    inst = org.inst
+    hogo = inst.hogo
+    hogo.extras["bucket_records"] = 2  # key versions of two records each: records 0,1 | 2,3
+    ids = _records(org, 4)
+    made = _backup(inst, tmp_path)
+    erasure.erase_records(hogo, org.p("clerk.ito"), FILE, [ids[0]], reason="本人からの削除請求", purpose=P1, ctx=CTX)
+    hogo.close()
+    backups.restore_backup(hogo, Path(made["targets"][0]), confirm=True)
+
+    def opens(rid: str) -> bool:
+        hogo.file_keys.clear()
+        with hogo.unit_of_work(readonly=True) as db:
+            file_id = db.scalar(select(PersonalDataFile.id).where(PersonalDataFile.code == FILE))
+            blob = db.scalar(select(Record.blob).where(Record.file_id == file_id, Record.record_id == rid))
+            assert blob is not None, rid  # the restored database holds the erased record's ciphertext again
+            try:
+                return bool(files.file_keys(hogo, db, file_id).open_record(rid, bytes(blob)))
+            except (SealError, Conflict):
+                return False
+
+    assert not opens(ids[0])
+    assert opens(ids[2]) and opens(ids[3])
+    # The erased record's bucket-mate was re-keyed after the backup: in the backup it is under the destroyed key.
+    assert not opens(ids[1])
+    checked = backups.verify_backup(hogo, inst.admin_principal(), directory=Path(made["targets"][0]), ctx=CTX)
+    assert checked["records"]["key_destroyed"] == 2 and checked["records"]["decrypted"] == 2
+    assert checked["ok"]

@@ -685,9 +685,14 @@ def _check_restored(hogo: Hogo, engine: Engine, manifest: dict[str, Any], sample
 
 
 def _sample_records(hogo: Hogo, engine: Engine, n: int) -> dict[str, Any]:
-    """Decrypt ``n`` records picked at random (values are not kept: only whether they open)."""
-    from hogo.crypto.envelope import WrappedKey, unwrap_file_keys
+    """Decrypt ``n`` records picked at random (values are not kept: only whether they open).
 
+    The wrapped keys come from the key store beside the KEK when the instance has one (so a record whose
+    key was destroyed after the backup — crypto-shredding — counts as ``key_destroyed``, not as damage),
+    else from the restored database's own ``file_keys`` (instances from before the key store)."""
+    from hogo.crypto.envelope import WrappedKey, blob_key_version, unwrap_file_keys
+
+    store = getattr(hogo, "keystore", None)
     ok = failed = key_gone = 0
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT file_id, record_id, blob FROM records ORDER BY random() LIMIT :n"),
@@ -695,24 +700,25 @@ def _sample_records(hogo: Hogo, engine: Engine, n: int) -> dict[str, Any]:
         keys: dict[int, Any] = {}
         for file_id, record_id, blob in rows:
             if file_id not in keys:
-                wrapped = [WrappedKey(v, p, pr, k, bytes(w)) for v, p, pr, k, w in conn.execute(text(
-                    "SELECT version, purpose, provider, kek_id, wrapped FROM file_keys WHERE file_id = :f"),
-                    {"f": file_id})]
-                # Hook: once wrapped keys live in the key store beside the KEK (crypto-shredding), they are
-                # looked up there by file; a destroyed key makes the record unreadable by design.
+                wrapped = list(store.get(file_id)) if store is not None else []
+                if not wrapped:
+                    wrapped = [WrappedKey(v, p, pr, k, bytes(w)) for v, p, pr, k, w in conn.execute(text(
+                        "SELECT version, purpose, provider, kek_id, wrapped FROM file_keys WHERE file_id = :f"),
+                        {"f": file_id})]
                 try:
                     keys[file_id] = unwrap_file_keys(hogo.key_provider, file_id, wrapped) if wrapped else None
                 except SealError:
                     keys[file_id] = False
             fk = keys[file_id]
-            if fk is None:
+            blob = bytes(blob)
+            if fk is None or (fk is not False and blob_key_version(blob) not in fk.versions):
                 key_gone += 1
                 continue
             if fk is False:
                 failed += 1
                 continue
             try:
-                fk.open_record(record_id, bytes(blob))
+                fk.open_record(record_id, blob)
                 ok += 1
             except (SealError, ValueError, struct.error):
                 failed += 1
@@ -913,14 +919,14 @@ def backup_keys(hogo: Hogo, out: Path, passphrase: str, *, retention_days: int |
     names = []
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for p in sorted(keys_dir.rglob("*")):
-            if p.is_file():
-                rel = p.relative_to(keys_dir).as_posix()
-                names.append(rel)
-                info = tar.gettarinfo(str(p), arcname=rel)
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                with p.open("rb") as fh:
-                    tar.addfile(info, fh)
+            if not p.is_file() or p.name.endswith(_SQLITE_SIDE_FILES) or p.name.startswith(".key-backup-"):
+                continue
+            rel = p.relative_to(keys_dir).as_posix()
+            names.append(rel)
+            with _consistent_copy(p) as content:
+                info = tarfile.TarInfo(rel)
+                info.size, info.mode, info.mtime = len(content), 0o600, int(p.stat().st_mtime)
+                tar.addfile(info, io.BytesIO(content))
     if not names:
         raise ConfigurationError(f"{keys_dir} holds no key material to back up")
     sealed = bc.seal_with_passphrase(buf.getvalue(), passphrase, context=backup_id)
@@ -953,6 +959,35 @@ def backup_keys(hogo: Hogo, out: Path, passphrase: str, *, retention_days: int |
         shutil.rmtree(final, ignore_errors=True)
         raise
     return catalog_view(row)
+
+
+_SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+@contextlib.contextmanager
+def _consistent_copy(path: Path) -> Iterator[bytes]:
+    """A file's content; for an SQLite database (the key store) one consistent snapshot through the backup
+    API, never a copy torn by a writer. The snapshot passes through a 0600 file in the keys directory."""
+    with path.open("rb") as f:
+        is_sqlite = f.read(16) == b"SQLite format 3\x00"
+    if not is_sqlite:
+        yield path.read_bytes()
+        return
+    snap = path.parent / f".key-backup-{secrets.token_hex(6)}.db"
+    fd = os.open(snap, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    try:
+        src = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        dst = sqlite3.connect(snap)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dst.close()
+            src.close()
+        yield snap.read_bytes()
+    finally:
+        snap.unlink(missing_ok=True)
 
 
 def restore_keys(keys_dir: Path, directory: Path, passphrase: str, *, confirm: bool,
