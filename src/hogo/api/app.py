@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -159,22 +158,20 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # A server marks its data directory as served, for as long as it runs (a restore refuses meanwhile).
-        with runlock.serving(hogo.settings.data_dir) if background_checkpoints else contextlib.nullcontext():
-            checkpointer = None
-            if background_checkpoints and hogo.settings.is_sqlite:
-                checkpointer = BackgroundCheckpointer(hogo.engine)
-                checkpointer.start()
-            jobs = BackgroundJobs(hogo) if run_jobs else None
+        checkpointer = None
+        if background_checkpoints and hogo.settings.is_sqlite:
+            checkpointer = BackgroundCheckpointer(hogo.engine)
+            checkpointer.start()
+        jobs = BackgroundJobs(hogo) if run_jobs else None
+        if jobs is not None:
+            jobs.start()
+        try:
+            yield
+        finally:
             if jobs is not None:
-                jobs.start()
-            try:
-                yield
-            finally:
-                if jobs is not None:
-                    jobs.stop()
-                if checkpointer is not None:
-                    checkpointer.stop()
+                jobs.stop()
+            if checkpointer is not None:
+                checkpointer.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -219,6 +216,8 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes,
                        import_max_bytes=hogo.settings.import_max_bytes)
+    if background_checkpoints:  # a server: it marks its data directory as served (a restore refuses meanwhile)
+        app.router.lifespan_context = runlock.served_lifespan(app.router.lifespan_context, hogo.settings.data_dir)
     return app
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from hogo.errors import ConfigurationError, Conflict
 
@@ -36,6 +37,18 @@ def serving(data_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def served_lifespan(inner: Callable[[Any], Any], data_dir: Path) -> Callable[[Any], Any]:
+    """An ASGI lifespan that holds the server lock around ``inner`` (the application's own)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        with serving(data_dir):
+            async with inner(app):
+                yield
+
+    return lifespan
 
 
 def running_server(data_dir: Path) -> int | None:
