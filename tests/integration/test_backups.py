@@ -162,6 +162,12 @@ def test_tampered_truncated_removed_or_resigned_backups_are_refused_with_the_rea
     (flipped / "data.enc").write_bytes(bytes(b))
     e = _refused(inst, flipped)
     assert e.code == "backup_tampered" and "chunk 2 of" in e.message
+    # An auditor without the instance's keys finds the same with the pinned public key alone.
+    pinned = audit_tree.log_key(inst.hogo).verifier_key
+    assert backups.check_backup_stream(src, pinned)["chunks"] == len(chunks)
+    with pytest.raises(backups.BackupRefused) as offline:
+        backups.check_backup_stream(flipped, pinned)
+    assert offline.value.code == "backup_tampered" and "chunk 2 of" in offline.value.message
 
     truncated = copy("truncated")
     (truncated / "data.enc").write_bytes(data[:chunks[-1][0] + 10])

@@ -288,7 +288,7 @@ def create_backup(hogo: Hogo, principal: Principal | None, targets: list[Path], 
             "method": METHOD_SQLITE if hogo.settings.is_sqlite else METHOD_PG,
             "schema_revision": facts["revision"], "log_size": facts["log_size"], "created_at": _ts(now),
             "created_by": actor.name, "importance": importance, "retention_days": days, "expires_at": _ts(expires),
-            "chunk_bytes": bc.CHUNK_BYTES, "chunks": writer.chunk_hashes, "data_sha256": writer.sha256,
+            "chunk_bytes": bc.CHUNK_BYTES, "chunks": writer.chunk_hashes,
             "size": writer.size, "plain_size": writer.plain_size,
             "content_key": {"algorithm": "aes-256-gcm", "provider": hogo.key_provider.name,
                             "kek_id": hogo.key_provider.kek_id, "wrapped": base64.b64encode(wrapped).decode()},
@@ -444,14 +444,11 @@ def open_backup(hogo: Hogo, directory: Path, *, public_key_text: str | None = No
     then the content key unwrapped by this instance's KEK. BackupRefused with the reason otherwise."""
     key = _key_from_text(public_key_text) if public_key_text else instance_key(hogo)
     manifest = read_manifest(directory, key)
-    try:
-        with (directory / "data.enc").open("rb") as f:
-            bc.check_stream(f, manifest["chunks"], manifest["data_sha256"])
-    except FileNotFoundError:
-        raise BackupRefused(f"{directory} has no data.enc (incomplete backup)", code="backup_incomplete") from None
-    except bc.BackupCryptoError as exc:
-        raise BackupRefused(f"the backup's data is {exc.kind}: {exc}", code=f"backup_{exc.kind}",
-                            requirement="ANON-19") from None
+    # Every chunk is compared with its signed hash as it is read for decryption (one pass, not two); a
+    # restore replaces nothing until the last chunk has passed (SQLite: a staging file; PostgreSQL: one
+    # transaction). ``check_backup_stream`` does the same comparison without a key.
+    if not (directory / "data.enc").is_file():
+        raise BackupRefused(f"{directory} has no data.enc (incomplete backup)", code="backup_incomplete")
     ck = manifest["content_key"]
     provider = hogo.key_provider
     if ck.get("provider") != provider.name or ck.get("kek_id") != provider.kek_id:
@@ -463,6 +460,21 @@ def open_backup(hogo: Hogo, directory: Path, *, public_key_text: str | None = No
         raise BackupRefused("the backup's content key does not unwrap under this instance's KEK (another instance's "
                             "backup, or altered)", code="backup_foreign_key") from None
     return Opened(directory, manifest, content_key)
+
+
+def check_backup_stream(directory: Path, public_key_text: str) -> dict[str, Any]:
+    """Without the instance's keys (an auditor's check, with the pinned public key): the signature and
+    every chunk's hash. BackupRefused with the reason otherwise."""
+    manifest = read_manifest(directory, _key_from_text(public_key_text))
+    try:
+        with (directory / "data.enc").open("rb") as f:
+            bc.check_stream(f, manifest["chunks"])
+    except FileNotFoundError:
+        raise BackupRefused(f"{directory} has no data.enc (incomplete backup)", code="backup_incomplete") from None
+    except bc.BackupCryptoError as exc:
+        raise BackupRefused(f"the backup's data is {exc.kind}: {exc}", code=f"backup_{exc.kind}",
+                            requirement="ANON-19") from None
+    return {"backup_id": manifest["backup_id"], "chunks": len(manifest["chunks"]), "size": manifest["size"]}
 
 
 def _decrypt_to_file(opened: Opened, path: Path) -> None:
