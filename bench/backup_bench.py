@@ -332,8 +332,13 @@ def run_postgresql(size_mb: int, pg: str) -> dict[str, Any]:
             tables = [t for (t,) in conn.execute(text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> "
                 "'alembic_version'"))]
+            fks = conn.execute(text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace")).all()
+            for t, name, _ in fks:
+                conn.execute(text(f'ALTER TABLE {t} DROP CONSTRAINT "{name}"'))
             for t in tables:
-                conn.execute(text(f'ALTER TABLE "{t}" DISABLE TRIGGER ALL'))
+                conn.execute(text(f'ALTER TABLE "{t}" DISABLE TRIGGER USER'))
                 conn.execute(text(f'DELETE FROM "{t}"'))
             for t in tables:
                 cols = [c for (c,) in conn.execute(text(
@@ -347,7 +352,9 @@ def run_postgresql(size_mb: int, pg: str) -> dict[str, Any]:
                     for row in rows:
                         copy.write_row([_pg_value(v, types[c]) for v, c in zip(row, cols, strict=True)])
             for t in tables:
-                conn.execute(text(f'ALTER TABLE "{t}" ENABLE TRIGGER ALL'))
+                conn.execute(text(f'ALTER TABLE "{t}" ENABLE TRIGGER USER'))
+            for t, name, definition in fks:
+                conn.execute(text(f'ALTER TABLE {t} ADD CONSTRAINT "{name}" {definition}'))
             for (seq,) in conn.execute(text("SELECT sequencename FROM pg_sequences WHERE schemaname = "
                                             "current_schema()")).all():
                 tbl, col = conn.execute(text(
@@ -417,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     size_mb = 128 if args.quick else args.size_mb
     results = {"sqlite": run_sqlite(size_mb, args.keep)}
+    log(json.dumps(results["sqlite"]))
     if args.pg:
         results["postgresql"] = run_postgresql(args.pg_size_mb or size_mb, args.pg)
     else:

@@ -393,3 +393,26 @@ def test_an_earlier_backup_restored_does_not_bring_back_crypto_shredded_records_
     checked = backups.verify_backup(hogo, inst.admin_principal(), directory=Path(made["targets"][0]), ctx=CTX)
     assert checked["records"]["key_destroyed"] == 2 and checked["records"]["decrypted"] == 2
     assert checked["ok"]
+
+
+def test_leftovers_of_a_backup_killed_outright_are_removed_by_the_next_one_SEC_51(org: Org, tmp_path: Path):
+    """A SIGKILL or power cut runs no clean-up: its unpublished directory and its staging copy of the
+    database are removed by the next backup once they are hours old (fresh ones may be another backup's)."""
+    inst = org.inst
+    target = tmp_path / "bk"
+    target.mkdir()
+    old_partial, new_partial = target / ".db-20260101T000000Z-00000000.partial", target / ".db-x-1.partial"
+    for p in (old_partial, new_partial):
+        p.mkdir()
+        (p / "data.enc").write_bytes(b"half")
+    staging = inst.hogo.settings.data_dir / ".db-20260101T000000Z-00000000.staging.db"
+    if inst.hogo.settings.is_sqlite:
+        staging = Path(str(inst.hogo.settings.database_url).removeprefix("sqlite:///")).parent / staging.name
+        staging.write_bytes(b"SQLite format 3\x00")
+    hours_ago = dt.datetime.now().timestamp() - 7 * 3600
+    for p in (old_partial, staging):
+        if p.exists():
+            os.utime(p, (hours_ago, hours_ago))
+    made = _backup(inst, tmp_path)
+    assert not old_partial.exists() and new_partial.exists() and not staging.exists()
+    assert {p.name for p in target.iterdir()} == {new_partial.name, made["id"]}

@@ -260,6 +260,7 @@ def create_backup(hogo: Hogo, principal: Principal | None, targets: list[Path], 
     actor = Actor.of(principal, ctx)
     days = _retention(importance, retention_days)
     roots = _check_targets(hogo, targets)
+    _remove_stale(hogo, roots)
     now = hogo.clock.now()
     backup_id = _new_id(now, "database")
     partials = [r / f".{backup_id}.partial" for r in roots]
@@ -326,6 +327,24 @@ def create_backup(hogo: Hogo, principal: Principal | None, targets: list[Path], 
                  reason=f"{type(exc).__name__}: {str(exc)[:300]}", details={"targets": [str(r) for r in roots]})
         raise
     return catalog_view(row)
+
+
+STALE_AFTER_S = 6 * 3600
+
+
+def _remove_stale(hogo: Hogo, roots: list[Path]) -> None:
+    """What a backup killed outright (power cut, SIGKILL) left behind, hours old: its staging copy of the
+    database (as sensitive as the database) and its unpublished ``.partial`` directories."""
+    import time
+
+    cutoff = time.time() - STALE_AFTER_S
+    places: list[Path] = [p for r in roots for p in r.glob(".db-*.partial")]
+    if hogo.settings.is_sqlite:
+        places += list(_sqlite_path(hogo.settings.database_url).parent.glob(".db-*.staging.db"))
+    for p in places:
+        with contextlib.suppress(OSError):
+            if p.stat().st_mtime < cutoff:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def _write_synced(path: Path, data: bytes) -> None:
