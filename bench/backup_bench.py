@@ -359,7 +359,7 @@ def run_postgresql(size_mb: int, pg: str) -> dict[str, Any]:
                                             "current_schema()")).all():
                 tbl, col = conn.execute(text(
                     "SELECT d.refobjid::regclass::text, a.attname FROM pg_depend d JOIN pg_attribute a ON "
-                    "a.attrelid = d.refobjid AND a.attnum = d.refobjsubid WHERE d.objid = :s::regclass"),
+                    "a.attrelid = d.refobjid AND a.attnum = d.refobjsubid WHERE d.objid = CAST(:s AS regclass)"),
                     {"s": seq}).one()
                 conn.execute(text(f"SELECT setval(:s, coalesce((SELECT max({col}) FROM {tbl}), 0) + 1, false)"),
                              {"s": seq})
@@ -419,13 +419,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="128 MiB")
     ap.add_argument("--pg", default=os.environ.get("HOGO_BENCH_PG_URL"), help="PostgreSQL URL (else skipped)")
     ap.add_argument("--pg-size-mb", type=int, default=None, help="size for PostgreSQL (default: as --size-mb)")
+    ap.add_argument("--engines", default="sqlite,postgresql", help="which to run (comma-separated)")
     ap.add_argument("--keep", action="store_true", help="keep the last backup in the cache directory")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
     size_mb = 128 if args.quick else args.size_mb
-    results = {"sqlite": run_sqlite(size_mb, args.keep)}
-    log(json.dumps(results["sqlite"]))
-    if args.pg:
+    results: dict[str, Any] = {}
+    if "sqlite" in args.engines.split(","):
+        results["sqlite"] = run_sqlite(size_mb, args.keep)
+        log(json.dumps(results["sqlite"]))
+    if "postgresql" not in args.engines.split(","):
+        pass
+    elif args.pg:
         results["postgresql"] = run_postgresql(args.pg_size_mb or size_mb, args.pg)
     else:
         results["postgresql"] = {"skipped": "no PostgreSQL URL (--pg or HOGO_BENCH_PG_URL)"}

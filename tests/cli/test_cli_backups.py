@@ -42,13 +42,13 @@ def test_backup_verify_restore_through_the_cli_ANON_19_SEC_51(org: DataOrg, tmp_
     assert cli.json("backup", "list")[0]["status"] == "verified"
 
     data_dir = org.server.data_dir
-    assert runlock.running_server(data_dir) is not None  # the server marks its data directory
+    assert runlock.running_server(data_dir)  # the server marks its data directory
     busy = cli.json("backup", "restore", "--from", made["targets"][0], "--data-dir", str(data_dir), "--yes",
                     expect=6)
     assert busy["error"]["code"] == "server_running"
 
     org.server.stop()
-    assert runlock.running_server(data_dir) is None
+    assert not runlock.running_server(data_dir)
     unconfirmed = cli.json("backup", "restore", "--from", made["targets"][1], "--data-dir", str(data_dir), expect=7)
     assert unconfirmed["error"]["code"] == "confirmation_required"
 

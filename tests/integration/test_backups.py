@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 from hogo.bootstrap import build
 from hogo.crypto import checkpoint as notes
 from hogo.domain.events import Event
-from hogo.errors import Conflict, Forbidden, ValidationFailed
+from hogo.errors import ConfigurationError, Conflict, Forbidden, ValidationFailed
 from hogo.services import audit_access, audit_tree, backups, grants, guard, runlock
 from hogo.store.models import AuditEvent
 from hogo.store.models_backups import Backup
@@ -263,11 +263,17 @@ def test_restore_refuses_while_the_server_runs_and_without_confirmation(org: Org
     with pytest.raises(ValidationFailed) as v:
         backups.restore_backup(inst.hogo, Path(made["targets"][0]), confirm=False)
     assert v.value.code == "confirmation_required"
-    with runlock.serving(inst.hogo.settings.data_dir):
+    data_dir = inst.hogo.settings.data_dir
+    with runlock.serving(data_dir), runlock.serving(data_dir):  # two servers may share one instance
+        assert runlock.running_server(data_dir)
         with pytest.raises(Conflict) as c:
             backups.restore_backup(inst.hogo, Path(made["targets"][0]), confirm=True)
         assert c.value.code == "server_running"
-    assert runlock.running_server(inst.hogo.settings.data_dir) is None
+    assert not runlock.running_server(data_dir)
+    with runlock.stopped(data_dir, "test"):  # while a restore runs, no server starts
+        with pytest.raises(ConfigurationError) as started:
+            runlock.serving(data_dir).__enter__()
+        assert started.value.code == "restore_running"
 
 
 def test_backup_holds_no_key_material_and_no_plaintext_personal_data_ANON_19_SEC_151(org: Org, tmp_path: Path):

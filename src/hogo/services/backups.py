@@ -784,7 +784,12 @@ def restore_backup(hogo: Hogo, directory: Path, *, confirm: bool, public_key_tex
         raise ValidationFailed("a restore replaces the instance's database with the backup: confirm it with --yes",
                                field="confirm", code="confirmation_required")
     settings = hogo.settings
-    runlock.require_stopped(settings.data_dir, "restoring a backup")
+    with runlock.stopped(settings.data_dir, "restoring a backup"):  # and no server starts meanwhile
+        return _restore_locked(hogo, directory, public_key_text)
+
+
+def _restore_locked(hogo: Hogo, directory: Path, public_key_text: str | None) -> dict[str, Any]:
+    settings = hogo.settings
     actor = Actor.of(None, None)
     opened = open_backup(hogo, directory, public_key_text=public_key_text)
     manifest = opened.manifest

@@ -1,9 +1,10 @@
-"""How a running server marks its data directory: ``hogo serve`` holds an exclusive lock on
-``<data dir>/hogo.serve.lock`` (with its process ID in it) for as long as it runs.
+"""How running servers mark their data directory: each server holds a shared lock on
+``<data dir>/hogo.serve.lock`` for as long as it runs (several servers may share one instance);
+a restore takes the lock exclusively for as long as it runs.
 
 The lock, not the file, is the mark: a server that crashed leaves the file but not the lock, so a
-stale file never blocks a restore. Commands that must not run beside a server (``hogo backup
-restore``) ask ``running_server``; a second server on the same data directory is refused.
+stale file never blocks a restore. A restore refuses while any server holds the lock, and a server
+refuses to start while a restore holds it.
 """
 
 from __future__ import annotations
@@ -20,20 +21,21 @@ from hogo.errors import ConfigurationError, Conflict
 LOCK_FILE = "hogo.serve.lock"
 
 
+def _open(data_dir: Path) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+
+
 @contextlib.contextmanager
 def serving(data_dir: Path) -> Iterator[None]:
-    """Hold the data directory's server lock while serving (ConfigurationError if another server has it)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold the data directory's lock (shared) while serving; ConfigurationError while a restore runs."""
+    fd = _open(data_dir)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigurationError(
-                f"another hogo server is running on {data_dir} (process {_pid(fd) or 'unknown'})",
-                code="already_serving") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            raise ConfigurationError(f"a restore is running on {data_dir}: start the server when it is done",
+                                     code="restore_running") from None
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -51,34 +53,32 @@ def served_lifespan(inner: Callable[[Any], Any], data_dir: Path) -> Callable[[An
     return lifespan
 
 
-def running_server(data_dir: Path) -> int | None:
-    """The process ID of a server holding ``data_dir`` (0 if its ID is unreadable), else None."""
-    path = data_dir / LOCK_FILE
+def running_server(data_dir: Path) -> bool:
+    """Whether a server holds ``data_dir`` now."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY)
     except FileNotFoundError:
-        return None
+        return False
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _pid(fd) or 0
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
+            return True
+        return False
     finally:
         os.close(fd)
 
 
-def require_stopped(data_dir: Path, what: str) -> None:
-    pid = running_server(data_dir)
-    if pid is not None:
-        raise Conflict(f"a hogo server is running on {data_dir} (process {pid or 'unknown'}): stop it before {what}",
-                       code="server_running")
-
-
-def _pid(fd: int) -> int | None:
+@contextlib.contextmanager
+def stopped(data_dir: Path, what: str) -> Iterator[None]:
+    """Hold the data directory exclusively: Conflict if a server runs on it; no server starts meanwhile."""
+    fd = _open(data_dir)
     try:
-        text = os.pread(fd, 32, 0).decode("ascii").strip()
-        return int(text) if text else None
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(f"a hogo server is running on {data_dir}: stop it before {what}",
+                           code="server_running") from None
+        yield
+    finally:
+        os.close(fd)
