@@ -726,8 +726,7 @@ def _sample_records(hogo: Hogo, engine: Engine, n: int) -> dict[str, Any]:
     store = getattr(hogo, "keystore", None)
     ok = failed = key_gone = 0
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT file_id, record_id, blob FROM records ORDER BY random() LIMIT :n"),
-                            {"n": n}).all()
+        rows = _random_rows(conn, n)
         keys: dict[int, Any] = {}
         for file_id, record_id, blob in rows:
             if file_id not in keys:
@@ -754,6 +753,26 @@ def _sample_records(hogo: Hogo, engine: Engine, n: int) -> dict[str, Any]:
             except (SealError, ValueError, struct.error):
                 failed += 1
     return {"sampled": len(rows), "decrypted": ok, "failed": failed, "key_destroyed": key_gone}
+
+
+def _random_rows(conn: Connection, n: int) -> list[Any]:
+    """Up to ``n`` distinct records picked at random through the primary key (``ORDER BY random()`` would
+    read every record of a large database)."""
+    import random
+
+    low, high = conn.execute(text("SELECT min(id), max(id) FROM records")).one()
+    if low is None or n <= 0:
+        return []
+    rng = random.SystemRandom()
+    picked: dict[int, Any] = {}
+    for _ in range(n * 3):
+        if len(picked) >= n:
+            break
+        row = conn.execute(text("SELECT id, file_id, record_id, blob FROM records WHERE id >= :r ORDER BY id "
+                                "LIMIT 1"), {"r": rng.randint(int(low), int(high))}).one_or_none()
+        if row is not None:
+            picked[row[0]] = row[1:]
+    return list(picked.values())
 
 
 def _record_verification(hogo: Hogo, actor: Actor, backup_id: str | None, result: dict[str, Any]) -> None:
