@@ -69,14 +69,16 @@ class ChunkWriter:
     """Encrypts what is written to it into ``out`` as chunks; ``close`` writes the final chunk.
 
     Keeps the SHA-256 of every chunk as written, for the signed manifest (which, with their number,
-    pins the whole file: no hash of the whole is needed on top)."""
+    pins the whole file: no hash of the whole is needed on top). Whole chunks written as such (the
+    SQLite file is read in chunk-sized pieces) are encrypted without being copied first."""
 
     def __init__(self, out: BinaryIO, key: bytes, backup_id: str, *, chunk_bytes: int = CHUNK_BYTES) -> None:
         self._out = out
         self._aead = AESGCM(key)
         self._id = backup_id
         self._chunk = chunk_bytes
-        self._buf = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_len = 0
         self._index = 0
         self.chunk_hashes: list[str] = []
         self.size = 0  # ciphertext bytes written
@@ -84,28 +86,44 @@ class ChunkWriter:
         self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._buf += data
-        self.plain_size += len(data)
-        while len(self._buf) > self._chunk:  # keep at least one byte back: the last chunk is flagged final
-            piece = bytes(self._buf[: self._chunk])
-            del self._buf[: self._chunk]
+        n = len(data)
+        if not n:
+            return 0
+        self._pending.append(data if isinstance(data, bytes) else bytes(data))
+        self._pending_len += n
+        self.plain_size += n
+        # Keep at least one byte back: the last chunk is flagged final, and only ``close`` knows which it is.
+        while self._pending_len > self._chunk:
+            first = self._pending[0]
+            if len(first) == self._chunk:
+                piece = self._pending.pop(0)
+            else:
+                joined = b"".join(self._pending)
+                piece, rest = joined[: self._chunk], joined[self._chunk:]
+                self._pending = [rest]
+            self._pending_len -= len(piece)
             self._emit(piece, final=False)
-        return len(data)
+        return n
 
     def _emit(self, piece: bytes, *, final: bool) -> None:
         nonce = _nonce(self._index)
-        ct = nonce + self._aead.encrypt(nonce, piece, _aad(self._id, self._index, final))
-        record = _LEN.pack(len(ct)) + ct
-        self._out.write(record)
-        self.chunk_hashes.append(hashlib.sha256(record).hexdigest())
-        self.size += len(record)
+        ct = self._aead.encrypt(nonce, piece, _aad(self._id, self._index, final))
+        head = _LEN.pack(len(ct) + _NONCE_BYTES)
+        h = hashlib.sha256(head)
+        h.update(nonce)
+        h.update(ct)
+        self._out.write(head)
+        self._out.write(nonce)
+        self._out.write(ct)
+        self.chunk_hashes.append(h.hexdigest())
+        self.size += len(head) + _NONCE_BYTES + len(ct)
         self._index += 1
 
     def close(self) -> None:
         if self.closed:
             return
-        self._emit(bytes(self._buf), final=True)
-        self._buf.clear()
+        self._emit(b"".join(self._pending), final=True)
+        self._pending, self._pending_len = [], 0
         self.closed = True
 
 
@@ -113,17 +131,15 @@ def check_stream(f: BinaryIO, chunk_hashes: list[str]) -> None:
     """Compare ``data.enc`` with the chunk hashes of the signed manifest, without decrypting (no key needed).
 
     Raises BackupCryptoError naming the first chunk that differs, a missing tail (truncated) or extra data."""
-    for n, expected in enumerate(chunk_hashes):
-        record = _read_record(f, n, len(chunk_hashes))
-        if hashlib.sha256(record).hexdigest() != expected:
-            raise BackupCryptoError(
-                "tampered", f"chunk {n + 1} of {len(chunk_hashes)} does not match the signed manifest "
-                            "(altered, removed or reordered)")
+    for n in range(len(chunk_hashes)):
+        _read_checked(f, n, chunk_hashes)
     if f.read(1):
         raise BackupCryptoError("tampered", "data.enc holds data after its final chunk")
 
 
-def _read_record(f: BinaryIO, n: int, count: int) -> bytes:
+def _read_checked(f: BinaryIO, n: int, chunk_hashes: list[str]) -> tuple[bytes, memoryview]:
+    """Chunk ``n`` of ``data.enc`` (nonce, ciphertext), once its SHA-256 matches the signed one."""
+    count = len(chunk_hashes)
     head = f.read(_LEN.size)
     if len(head) < _LEN.size:
         raise BackupCryptoError(
@@ -134,7 +150,13 @@ def _read_record(f: BinaryIO, n: int, count: int) -> bytes:
     body = f.read(length)
     if len(body) < length:
         raise BackupCryptoError("truncated", f"data.enc is cut short inside chunk {n + 1} of {count} (truncated)")
-    return head + body
+    h = hashlib.sha256(head)
+    h.update(body)
+    if h.hexdigest() != chunk_hashes[n]:
+        raise BackupCryptoError(
+            "tampered", f"chunk {n + 1} of {count} does not match the signed manifest (altered, removed or "
+                        "reordered)")
+    return body[:_NONCE_BYTES], memoryview(body)[_NONCE_BYTES:]
 
 
 def decrypt_stream(f: BinaryIO, key: bytes, backup_id: str, chunk_hashes: list[str]) -> Iterator[bytes]:
@@ -142,13 +164,8 @@ def decrypt_stream(f: BinaryIO, key: bytes, backup_id: str, chunk_hashes: list[s
     opened (AES-256-GCM with its index and final flag), so nothing unauthenticated is ever yielded."""
     aead = AESGCM(key)
     count = len(chunk_hashes)
-    for n, expected in enumerate(chunk_hashes):
-        record = _read_record(f, n, count)
-        if hashlib.sha256(record).hexdigest() != expected:
-            raise BackupCryptoError(
-                "tampered", f"chunk {n + 1} of {count} does not match the signed manifest (altered, removed or "
-                            "reordered)")
-        nonce, ct = record[_LEN.size:_LEN.size + _NONCE_BYTES], record[_LEN.size + _NONCE_BYTES:]
+    for n in range(count):
+        nonce, ct = _read_checked(f, n, chunk_hashes)
         if nonce != _nonce(n):
             raise BackupCryptoError("tampered", f"chunk {n + 1} of {count} is out of place")
         try:

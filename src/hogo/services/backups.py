@@ -386,8 +386,8 @@ def _dump_sqlite(hogo: Hogo, writer: bc.ChunkWriter, backup_id: str) -> dict[str
         finally:
             dst.close()
             src.close()
-        with staging.open("rb") as f:
-            while piece := f.read(1 << 20):
+        with staging.open("rb", buffering=0) as f:
+            while piece := f.read(bc.CHUNK_BYTES):
                 writer.write(piece)
         return facts
     finally:
