@@ -72,9 +72,10 @@ def test_backup_then_restore_gives_the_same_data_log_verifies_records_decrypt_AN
     made = _backup(inst, tmp_path, "bk", "offsite")
     assert made["status"] == "complete" and len(made["targets"]) == 2
     before = _snapshot(inst)
-    # Afterwards the data changes: a record deleted, another added.
+    # Afterwards the data changes: a record changed, another added. (Not deleted: deleting is erasing by
+    # destroying keys, and an erased record stays unreadable after a restore — see the last test.)
     ito = org.p("clerk.ito")
-    guard.delete_record(inst.hogo, ito, FILE, ids[0], purpose=P1, ctx=CTX)
+    guard.update_record(inst.hogo, ito, FILE, ids[0], {"name": "変更 後"}, purpose=P1, ctx=CTX)
     _records(org, 1)
     directory = Path(made["targets"][1])
     inst.hogo.close()
