@@ -57,6 +57,14 @@ def _snapshot(inst: Instance) -> dict[str, list[tuple]]:
         out = {t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY 1"))] for t in COMPARED}
         out["audit_events"] = [tuple(r) for r in conn.execute(text("SELECT seq, entry, leaf_hash FROM audit_events "
                                                                    "ORDER BY seq"))]
+        if conn.dialect.name == "postgresql":  # the schema too: indexes, constraints, triggers
+            out["schema"] = sorted(tuple(r) for r in conn.execute(text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() UNION ALL "
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = "
+                "current_schema()::regnamespace UNION ALL SELECT tgname, c.relname FROM pg_trigger t JOIN pg_class c ON "
+                "c.oid = t.tgrelid WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace")))
+        else:
+            out["schema"] = sorted(tuple(r) for r in conn.execute(text("SELECT name, sql FROM sqlite_master")))
     return out
 
 
@@ -82,7 +90,7 @@ def test_backup_then_restore_gives_the_same_data_log_verifies_records_decrypt_AN
     restored = backups.restore_backup(inst.hogo, directory, confirm=True)
     assert restored["backup_id"] == made["id"] and not restored["migrate_needed"]
     after = _snapshot(inst)
-    for t in COMPARED:
+    for t in (*COMPARED, "schema"):
         assert after[t] == before[t], t
     n = made["log_size"]  # the entries the backup holds (its own creation was recorded after its snapshot)
     assert after["audit_events"][:n] == before["audit_events"][:n]

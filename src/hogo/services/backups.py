@@ -557,6 +557,13 @@ def _load_postgresql(conn: Connection, url: str, opened: Opened) -> None:
         "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace")).all()
     for table, name, _ in fks:
         conn.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT {_q(name)}"))
+    # Plain indexes are built once after the copy (as pg_restore does), not row by row during it.
+    indexes = conn.execute(text(
+        "SELECT ic.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+        "WHERE ic.relnamespace = current_schema()::regnamespace "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)")).all()
+    for name, _ in indexes:
+        conn.execute(text(f"DROP INDEX {_q(name)}"))
     for table in _pg_tables(conn):  # rows a migration seeded (the log's head, say) come from the backup instead
         # Names come from the catalog of the database itself, quoted.
         if conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {_q(table)})")).scalar():  # noqa: S608
@@ -590,6 +597,8 @@ def _load_postgresql(conn: Connection, url: str, opened: Opened) -> None:
                 raise BackupRefused(f"the backup's content is malformed (frame {kind!r})", code="backup_corrupt")
         if reader.read(1):
             raise BackupRefused("the backup's content goes on after its end mark", code="backup_corrupt")
+    for _, definition in indexes:
+        conn.execute(text(definition))
     for table, name, definition in fks:
         conn.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {_q(name)} {definition}"))
 
