@@ -61,8 +61,9 @@ def _snapshot(inst: Instance) -> dict[str, list[tuple]]:
             out["schema"] = sorted(tuple(r) for r in conn.execute(text(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() UNION ALL "
                 "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = "
-                "current_schema()::regnamespace UNION ALL SELECT tgname, c.relname FROM pg_trigger t JOIN pg_class c ON "
-                "c.oid = t.tgrelid WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace")))
+                "current_schema()::regnamespace UNION ALL SELECT tgname, c.relname FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace")))
         else:
             out["schema"] = sorted(tuple(r) for r in conn.execute(text("SELECT name, sql FROM sqlite_master")))
     return out
