@@ -432,3 +432,19 @@ def test_leftovers_of_a_backup_killed_outright_are_removed_by_the_next_one_SEC_5
     made = _backup(inst, tmp_path)
     assert not old_partial.exists() and new_partial.exists() and not staging.exists()
     assert {p.name for p in target.iterdir()} == {new_partial.name, made["id"]}
+
+
+def test_key_backups_older_than_an_erasure_can_be_disposed_of_at_once_SEC_151(org: Org, tmp_path: Path):
+    """A key backup made before a key was destroyed still holds it; the erasure disposes of such key
+    backups at once (before their retention ends), recorded like any disposal."""
+    inst = org.inst
+    older = backups.backup_keys(inst.hogo, tmp_path / "keys-a", "kagi-no-hokan-2026-betsu")
+    inst.clock.advance(hours=1)
+    erased_at = inst.clock.now()
+    inst.clock.advance(hours=1)
+    newer = backups.backup_keys(inst.hogo, tmp_path / "keys-b", "kagi-no-hokan-2026-betsu")
+    done = backups.dispose_key_backups_before(inst.hogo, erased_at, reason="erasure 1 destroyed a key")
+    assert [d["id"] for d in done["disposed"]] == [older["id"]]
+    assert not Path(older["targets"][0]).exists() and Path(newer["targets"][0]).exists()
+    row = next(b for b in backups.list_backups(inst.hogo, None) if b["id"] == older["id"])
+    assert row["status"] == "disposed" and row["disposal"]["reason"] == "erasure 1 destroyed a key"

@@ -928,6 +928,37 @@ def dispose_expired(hogo: Hogo, principal: Principal | None, *, ctx: RequestCont
     return {"disposed": [d for d in done if d["disposed"]], "failed": [d for d in done if not d["disposed"]]}
 
 
+def dispose_key_backups_before(hogo: Hogo, when: dt.datetime, *, reason: str,
+                               ctx: RequestContext | None = None) -> dict[str, Any]:
+    """Dispose of every key backup made before ``when``, expired or not, and record it.
+
+    For crypto-shredding: a key backup older than an erasure still holds the destroyed key, and with it
+    the erased records of every database backup. The erasure calls this once the key is destroyed
+    (a hook: wired where erasure and backups meet)."""
+    actor = Actor.of(None, ctx)
+    with hogo.unit_of_work(readonly=True) as s:
+        rows = [(r.id, list(r.targets)) for r in s.scalars(select(Backup).where(
+            Backup.kind == "keys", Backup.status != "disposed", Backup.created_at < when))]
+    done = []
+    for backup_id, targets in rows:
+        results = [_remove_backup_dir(Path(t), backup_id) for t in targets]
+        ok = all(r["result"] in ("deleted", "absent") for r in results)
+        now = hogo.clock.now()
+        disposal = {"at": _ts(now), "by": actor.name, "places": results, "reason": reason}
+
+        def work(s: Any, backup_id: str = backup_id, ok: bool = ok, disposal: dict[str, Any] = disposal,
+                 now: dt.datetime = now) -> None:
+            r = s.get(Backup, backup_id)
+            r.disposal = disposal
+            if ok:
+                r.status, r.disposed_at = "disposed", now
+
+        _log(hogo, actor, Event.BACKUP_DISPOSED, Outcome.SUCCESS if ok else Outcome.FAILURE, target=backup_id,
+             details={"places": results, "kind": "keys"}, reason=reason, work=work)
+        done.append({"id": backup_id, "disposed": ok, "places": results})
+    return {"disposed": [d for d in done if d["disposed"]], "failed": [d for d in done if not d["disposed"]]}
+
+
 def certify_disposal(hogo: Hogo, backup_id: str, places: list[dict[str, Any]]) -> Any:
     """Hook for a deletion certificate (SEC-51(3)): the erasure service's certificates, once they are there.
     Until then the log entry (``system:backup:disposed``, listing each place) is the record."""
