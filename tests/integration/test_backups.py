@@ -363,7 +363,15 @@ def test_a_backup_of_another_instance_is_refused(org: Org, tmp_path: Path, setti
 
 
 def test_expiry_dates_follow_importance_SEC_51(org: Org, tmp_path: Path):
+    """SEC-51(1): by default the retention follows the files' classification (the payroll file is A1; a
+    file of availability 2 makes backups 'high')."""
     inst = org.inst
+    default = backups.create_backup(inst.hogo, inst.admin_principal(), [tmp_path / "d"], ctx=CTX)
+    assert default["importance"] == "normal" and default["retention_days"] == 30
+    with inst.hogo.engine.begin() as conn:
+        conn.execute(text("UPDATE personal_data_files SET availability = 2"))
+    raised = backups.create_backup(inst.hogo, inst.admin_principal(), [tmp_path / "e"], ctx=CTX)
+    assert raised["importance"] == "high" and raised["retention_days"] == 90
     made = backups.create_backup(inst.hogo, inst.admin_principal(), [tmp_path / "x"], importance="high",
                                  retention_days=12, ctx=CTX)
     assert made["expires_at"] - made["created_at"] == dt.timedelta(days=12)

@@ -26,7 +26,8 @@ class BackupIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=4096)
 
     targets: list[str] = Field(min_length=1, max_length=8, description="absolute directories on the server's host")
-    importance: str = Field(default="normal", description="critical, high, normal or low: sets the retention (SEC-51)")
+    importance: str | None = Field(default=None, description="critical, high, normal or low: sets the retention "
+                                   "(SEC-51); default: high when a file is of availability 2, else normal")
     retention_days: int | None = Field(default=None, ge=1, le=backups.MAX_RETENTION_DAYS)
 
 

@@ -103,9 +103,10 @@ def backup_create(
     out_dirs: Annotated[list[Path], opt("--out", metavar="DIR",
                                         help="A directory to keep it in, on the server's host, apart from the data "
                                              "directory; repeat for more places (ANON-19).")],
-    importance: Annotated[str, opt("--importance", metavar="LEVEL",
-                                   help="critical (365 days), high (90), normal (30) or low (7): how long it is "
-                                        "kept (SEC-51).", show_default=True)] = "normal",
+    importance: Annotated[str | None, opt("--importance", metavar="LEVEL",
+                                          help="critical (365 days), high (90), normal (30) or low (7): how long "
+                                               "it is kept (SEC-51); default high when a file is of availability "
+                                               "2, else normal.")] = None,
     retention_days: Annotated[int | None, opt("--retention-days", metavar="N",
                                               help="Keep it this many days instead.")] = None,
     json_out: JsonOpt = False,

@@ -254,10 +254,24 @@ def read_manifest(directory: Path, key: tuple[str, Any], *, signed_format: str =
 # ----------------------------------------------------------------------------------------- create
 
 
-def create_backup(hogo: Hogo, principal: Principal | None, targets: list[Path], *, importance: str = "normal",
+def default_importance(hogo: Hogo) -> str:
+    """SEC-51(1), by classification: ``high`` when the instance holds a file of availability 2 (要安定情報),
+    else ``normal``."""
+    from sqlalchemy import func
+
+    from hogo.store.models import PersonalDataFile
+
+    with hogo.unit_of_work(readonly=True) as s:
+        top = s.scalar(select(func.max(PersonalDataFile.availability)))
+    return "high" if (top or 0) >= 2 else "normal"
+
+
+def create_backup(hogo: Hogo, principal: Principal | None, targets: list[Path], *, importance: str | None = None,
                   retention_days: int | None = None, ctx: RequestContext | None = None) -> dict[str, Any]:
-    """Back the database up into every target (ANON-19, SEC-51). ``principal`` None: a local operator."""
+    """Back the database up into every target (ANON-19, SEC-51). ``principal`` None: a local operator.
+    ``importance`` (the retention) defaults to what the files' classification asks for."""
     actor = Actor.of(principal, ctx)
+    importance = importance or default_importance(hogo)
     days = _retention(importance, retention_days)
     roots = _check_targets(hogo, targets)
     _remove_stale(hogo, roots)
