@@ -456,3 +456,16 @@ def test_key_backups_older_than_an_erasure_can_be_disposed_of_at_once_SEC_151(or
     assert not Path(older["targets"][0]).exists() and Path(newer["targets"][0]).exists()
     row = next(b for b in backups.list_backups(inst.hogo, None) if b["id"] == older["id"])
     assert row["status"] == "disposed" and row["disposal"]["reason"] == "erasure 1 destroyed a key"
+
+
+def test_a_running_server_disposes_of_expired_backups_daily_SEC_51(org: Org, tmp_path: Path):
+    from hogo.services.background import BackgroundJobs
+
+    inst = org.inst
+    made = backups.create_backup(inst.hogo, inst.admin_principal(), [tmp_path / "a"], importance="low", ctx=CTX)
+    inst.clock.advance(days=8)
+    BackgroundJobs(inst.hogo).run_once(force=True)
+    assert not Path(made["targets"][0]).exists()
+    with inst.hogo.unit_of_work() as s:
+        ev = s.scalars(select(AuditEvent).where(AuditEvent.event == Event.BACKUP_DISPOSED.value)).one()
+    assert ev.actor_name == "hogo:scheduler" and ev.target == made["id"]

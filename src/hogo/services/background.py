@@ -1,5 +1,6 @@
 """Periodic work of a running server, in one daemon thread: signing log checkpoints and anchoring
-them off-host (every second, when due), the scheduled log analysis, and payload retention (daily).
+them off-host (every second, when due), the scheduled log analysis, payload retention and the disposal of
+expired backups (daily).
 
 Each job runs in its own try: one failing job never stops the others, and every failure goes to the
 server log. Several server processes may each run this: every job is safe to run concurrently
@@ -35,6 +36,7 @@ class BackgroundJobs:
             ("checkpoint", self.tick_s, audit_tree.checkpoint_if_due),
             ("analysis", float(self.hogo.settings.analysis_interval_s), analysis.run_scheduled),
             ("retention", RETENTION_INTERVAL_S, lambda h: audit_access.run_retention(h)),
+            ("backups", RETENTION_INTERVAL_S, _dispose_expired_backups),  # SEC-51(3), issue 5
         ]
 
     def run_once(self, *, force: bool = False) -> None:
@@ -67,3 +69,9 @@ class BackgroundJobs:
             audit_tree.checkpoint_if_due(self.hogo)
         except Exception as exc:
             log.error("final checkpoint failed: %s", type(exc).__name__)
+
+
+def _dispose_expired_backups(hogo: Hogo) -> object:
+    from hogo.services import backups
+
+    return backups.dispose_expired(hogo, None, scheduled=True)

@@ -911,10 +911,14 @@ def list_backups(hogo: Hogo, principal: Principal | None, *, include_disposed: b
         return [catalog_view(r) for r in s.scalars(q)]
 
 
-def dispose_expired(hogo: Hogo, principal: Principal | None, *, ctx: RequestContext | None = None
-                    ) -> dict[str, Any]:
-    """SEC-51(3): delete every expired backup from each of its places, and record what was deleted where."""
-    actor = Actor.of(principal, ctx)
+SCHEDULER = Actor(None, "hogo:scheduler", RequestContext(client_addr=None, user_agent="hogo-background"))
+
+
+def dispose_expired(hogo: Hogo, principal: Principal | None, *, ctx: RequestContext | None = None,
+                    scheduled: bool = False) -> dict[str, Any]:
+    """SEC-51(3): delete every expired backup from each of its places, and record what was deleted where.
+    ``scheduled``: the server's daily run (no principal)."""
+    actor = SCHEDULER if scheduled else Actor.of(principal, ctx)
     now = hogo.clock.now()
     with hogo.unit_of_work(readonly=True) as s:
         ids = list(s.scalars(select(Backup.id).where(Backup.status != "disposed", Backup.expires_at <= now)
