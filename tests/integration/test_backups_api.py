@@ -43,3 +43,10 @@ def test_backups_over_the_api_for_administrators_only_ANON_19_SEC_51(client: Tes
     assert r.status_code == 200 and [d["id"] for d in r.json()["disposed"]] == [made["id"]]
     assert not any(Path(t).exists() for t in made["targets"])
     assert client.get("/api/v1/backups", headers=admin).json()[0]["status"] == "disposed"
+
+
+def test_the_log_pages_name_backup_events_in_japanese_ANON_19():
+    from hogo.web.audit_routes import MESSAGES  # importing the audit pages adds the backup events' names
+
+    assert MESSAGES["event.system:backup:created"][0] == "バックアップの作成"
+    assert MESSAGES["event.system:backup:disposed"][1] == "Backup disposed of"
