@@ -343,6 +343,9 @@ def test_key_material_is_backed_up_separately_sealed_by_a_passphrase_SEC_151(org
     assert got["signature_checked"] and (lost / "master.key").read_bytes() == master
     assert os.stat(lost / "master.key").st_mode & 0o077 == 0
     assert {b["id"] for b in backups.list_backups(inst.hogo, inst.admin_principal())} == {db_backup["id"], made["id"]}
+    with pytest.raises(ValidationFailed) as kb:
+        backups.verify_backup(inst.hogo, inst.admin_principal(), backup_id=made["id"], ctx=CTX)
+    assert kb.value.code == "key_backup"
 
 
 def test_a_backup_of_another_instance_is_refused(org: Org, tmp_path: Path, settings, clock):

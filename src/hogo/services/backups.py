@@ -557,6 +557,8 @@ def _load_postgresql(conn: Connection, url: str, opened: Opened) -> None:
     backup's revision, copy every table in with its foreign keys off, put them back, set the sequences."""
     from alembic import command
 
+    # A server still connected (from another host, say) holds locks: fail with a reason, do not hang.
+    conn.execute(text("SET LOCAL lock_timeout = '30s'"))
     for table in [*_pg_tables(conn), "alembic_version"]:
         conn.execute(text(f"DROP TABLE IF EXISTS {_q(table)} CASCADE"))
     for name, args in conn.execute(text(
@@ -698,7 +700,10 @@ def verify_backup(hogo: Hogo, principal: Principal | None, *, backup_id: str | N
     if directory is None:
         if backup_id is None:
             raise ValidationFailed("give a backup ID or a directory", field="backup_id")
-        _, directory = _find(hogo, backup_id)
+        row, directory = _find(hogo, backup_id)
+        if row.kind == "keys":
+            raise ValidationFailed(f"{backup_id} is a key backup: it opens only with its passphrase (hogo backup "
+                                   "restore-keys), not here", field="backup_id", code="key_backup")
     started = hogo.clock.now()
     try:
         opened = open_backup(hogo, directory, public_key_text=public_key_text)
