@@ -81,6 +81,7 @@ def test_backup_then_restore_gives_the_same_data_log_verifies_records_decrypt_AN
     made = _backup(inst, tmp_path, "bk", "offsite")
     assert made["status"] == "complete" and len(made["targets"]) == 2
     before = _snapshot(inst)
+    later = _backup(inst, tmp_path, "offsite")  # a later backup in the same place
     # Afterwards the data changes: a record changed, another added. (Not deleted: deleting is erasing by
     # destroying keys, and an erased record stays unreadable after a restore — see the last test.)
     ito = org.p("clerk.ito")
@@ -99,7 +100,9 @@ def test_backup_then_restore_gives_the_same_data_log_verifies_records_decrypt_AN
     with inst.hogo.unit_of_work() as s:
         tail = s.scalars(select(AuditEvent.event).where(AuditEvent.seq >= n).order_by(AuditEvent.seq)).all()
         assert tail[-1] == Event.BACKUP_RESTORED.value
-        assert s.get(Backup, made["id"]) is not None
+        # The restored catalog knows this backup and the later one in the same place (to dispose of them).
+        assert s.get(Backup, made["id"]) is not None and s.get(Backup, later["id"]) is not None
+        assert s.get(Backup, later["id"]).expires_at == later["expires_at"]
     report = audit_access.verify(inst.hogo, None)
     assert report.ok, report.as_dict()
     got = guard.read_record(inst.hogo, org.p("clerk.ito"), FILE, ids[0], purpose=P1, reveal=["my_number"], ctx=CTX)

@@ -871,27 +871,44 @@ def _restore_locked(hogo: Hogo, directory: Path, public_key_text: str | None) ->
 
 
 def _after_restore(hogo: Hogo, actor: Actor, manifest: dict[str, Any], directory: Path) -> None:
-    """Record the restore in the restored log, and the backup in the restored catalog (it was made after
-    the snapshot it holds, so that catalog does not know it)."""
+    """Record the restore in the restored log, and put back into the restored catalog the backups it does
+    not know: this one (made after the snapshot it holds) and every other backup of this instance in the
+    same place (made later), so that they are still disposed of when they expire (SEC-51(3))."""
     has_catalog = False
     with hogo.engine.connect() as conn:
         has_catalog = hogo.engine.dialect.has_table(conn, "backups")
+    found = [(directory, manifest)]
+    if has_catalog:
+        key = instance_key(hogo)
+        for other in sorted(directory.parent.iterdir()):
+            if other != directory and other.is_dir() and not other.name.startswith("."):
+                with contextlib.suppress(BackupRefused, ValueError, KeyError, OSError):
+                    found.append((other, read_manifest(other, key)))
 
     def work(s: Any) -> None:
-        if has_catalog and s.get(Backup, manifest["backup_id"]) is None:
-            s.add(Backup(id=manifest["backup_id"], kind="database", engine=manifest["engine"],
-                         method=manifest["method"],
-                         schema_revision=manifest["schema_revision"], importance=manifest["importance"],
-                         size_bytes=manifest["size"], sha256=hashlib.sha256(
-                             (directory / "manifest.json").read_bytes()).hexdigest(),
-                         targets=[str(directory)], log_size=manifest["log_size"], status="complete",
-                         created_at=dt.datetime.fromisoformat(manifest["created_at"]),
-                         created_by=manifest["created_by"], retention_days=manifest["retention_days"],
-                         expires_at=dt.datetime.fromisoformat(manifest["expires_at"])))
+        if not has_catalog:
+            return
+        for place, m in found:
+            if s.get(Backup, m["backup_id"]) is None:
+                s.add(_row_from_manifest(place, m))
 
     _log(hogo, actor, Event.BACKUP_RESTORED, Outcome.SUCCESS, target=manifest["backup_id"],
          details={"from": str(directory), "created_at": manifest["created_at"], "log_size": manifest["log_size"],
-                  "schema_revision": manifest["schema_revision"]}, work=work)
+                  "schema_revision": manifest["schema_revision"],
+                  "backups_in_place": [m["backup_id"] for _, m in found]}, work=work)
+
+
+def _row_from_manifest(place: Path, m: dict[str, Any]) -> Backup:
+    return Backup(id=m["backup_id"], kind="database", engine=m["engine"], method=m["method"],
+                  schema_revision=m["schema_revision"], importance=m["importance"], size_bytes=m["size"],
+                  sha256=hashlib.sha256((place / "manifest.json").read_bytes()).hexdigest(), targets=[str(place)],
+                  log_size=m["log_size"], status="complete", created_at=_parse_ts(m["created_at"]),
+                  created_by=m["created_by"], retention_days=m["retention_days"],
+                  expires_at=_parse_ts(m["expires_at"]))
+
+
+def _parse_ts(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 # ----------------------------------------------------------------------------------------- catalog
