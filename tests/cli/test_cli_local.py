@@ -122,7 +122,7 @@ def test_init_demo_seeds_the_demo_organisation(cli: Cli, tmp_path: Path) -> None
     names (and warns about)."""
     out = cli.json("init", "--data-dir", str(tmp_path / "demo"), "--demo")
     assert out["demo"] is True
-    assert "clerk.tanaka" in out["demo_users"] and len(out["demo_users"]) == 8
+    assert "clerk.tanaka" in out["demo_users"] and len(out["demo_users"]) == 9
     assert out["demo_password"]
 
 

@@ -17,6 +17,7 @@ from hogo import __version__
 from hogo.api.alert_routes import router as alert_router
 from hogo.api.approval_routes import router as approval_router
 from hogo.api.audit_routes import router as audit_router
+from hogo.api.backup_routes import router as backup_router
 from hogo.api.data_routes import router as data_router
 from hogo.api.erasure_routes import router as erasure_router
 from hogo.api.export_routes import router as export_router
@@ -26,6 +27,7 @@ from hogo.api.takeout_routes import router as takeout_router
 from hogo.bootstrap import Hogo, build, check_ready_to_serve
 from hogo.config import load_settings
 from hogo.errors import HogoError
+from hogo.services import runlock
 from hogo.services.background import BackgroundJobs
 from hogo.store.db import BackgroundCheckpointer
 from hogo.web.routes import install as install_web
@@ -220,10 +222,13 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
     app.include_router(marks_router)
     app.include_router(takeout_router)
     app.include_router(erasure_router)
+    app.include_router(backup_router)
     install_web(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=hogo.settings.max_body_bytes,
                        import_max_bytes=hogo.settings.import_max_bytes)
+    if background_checkpoints:  # a server: it marks its data directory as served (a restore refuses meanwhile)
+        app.router.lifespan_context = runlock.served_lifespan(app.router.lifespan_context, hogo.settings.data_dir)
     return app
 
 

@@ -30,6 +30,7 @@ from hogo import __version__
 from hogo.cli.alerts import alerts_app
 from hogo.cli.approvals import approval_app
 from hogo.cli.audit import audit_app
+from hogo.cli.backups import backup_app
 from hogo.cli.client import (
     EXIT_CODES,
     EXIT_UNAVAILABLE,
@@ -102,6 +103,7 @@ app.add_typer(workcopy_app)
 app.add_typer(package_app)
 app.add_typer(certificate_app)
 app.add_typer(retention_app)
+app.add_typer(backup_app)
 
 
 def arg(metavar: str, help: str) -> Any:

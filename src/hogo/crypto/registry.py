@@ -87,9 +87,11 @@ class Algorithm:
 
 
 AES_256_GCM = Algorithm(
-    "aes-256-gcm", "AES-256-GCM", "cipher", "record values, sealed secrets (TOTP), the sealed key file",
+    "aes-256-gcm", "AES-256-GCM", "cipher", "record values, sealed secrets (TOTP), the sealed key file, "
+    "backups (chunked) and key backups",
     256, 128, Cryptrec.RECOMMENDED, "AES and the GCM mode are both recommended; 96-bit random nonces.",
-    "NIST SP 800-38D", used_in=("hogo.crypto.envelope", "hogo.crypto.keys", "hogo.crypto.package"))
+    "NIST SP 800-38D", used_in=("hogo.crypto.envelope", "hogo.crypto.keys", "hogo.crypto.package",
+                                "hogo.crypto.backup"))
 AES_256_GCM_WRAP = Algorithm(
     "aes-256-gcm-keywrap", "AES-256-GCM (key wrapping)", "cipher",
     "wrapping data keys under the KEK (key file or PKCS#11 CKM_AES_GCM)", 256, 128, Cryptrec.RECOMMENDED,
@@ -113,10 +115,10 @@ ED25519 = Algorithm(
     "EdDSA (Ed25519, Ed448) is on the e-Government Recommended Ciphers List since LS-0001-2022.", "RFC 8032",
     used_in=("hogo.services.audit_tree", "hogo.crypto.checkpoint"))
 ARGON2ID = Algorithm(
-    "argon2id", "Argon2id", "password_hash", "password hashing; the passphrase that seals the key file",
+    "argon2id", "Argon2id", "password_hash", "password hashing; the passphrases that seal the key file and key backups",
     None, 256, Cryptrec.NOT_LISTED, "Password hashing is not a category of the list; Argon2id is RFC 9106's "
     "first choice (t=3, m=64 MiB, p=4 by default; 16-byte salt, 32-byte output).", "RFC 9106",
-    used_in=("hogo.crypto.passwords", "hogo.crypto.keys", "hogo.crypto.package"))
+    used_in=("hogo.crypto.passwords", "hogo.crypto.keys", "hogo.crypto.package", "hogo.crypto.backup"))
 ECDH_P256 = Algorithm(
     "ecdh-p256", "ECDH (P-256)", "key_agreement", "wrapping a take-out package's content key for its recipient "
     "(ephemeral-static ECDH, then HKDF-SHA-256 and AES-256-GCM)", 256, 256, Cryptrec.RECOMMENDED,

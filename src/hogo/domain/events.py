@@ -104,6 +104,13 @@ class Event(StrEnum):
     DELETION_CONFIRMED = "data:deletion:confirmed"
     CERTIFICATE_ATTACHED = "data:deletion:attached"
     RETENTION_RUN = "data:retention:run"
+    # Backups (issue 5: ANON-19, SEC-51, SEC-151(3)): made, failed, verified, restored, disposed; key backups.
+    BACKUP_CREATED = "system:backup:created"
+    BACKUP_FAILED = "system:backup:failed"
+    BACKUP_VERIFIED = "system:backup:verified"
+    BACKUP_RESTORED = "system:backup:restored"
+    BACKUP_DISPOSED = "system:backup:disposed"
+    KEYS_BACKED_UP = "system:keys:backed_up"
 
 
 class Outcome(StrEnum):

@@ -81,6 +81,8 @@ class Permission(StrEnum):
     ALERT_READ = "audit:alert:read"
     ALERT_WRITE = "audit:alert:write"
     ANALYSIS_CONFIGURE = "audit:analysis:configure"
+    # Backups (ANON-19, SEC-51): ciphertext only, so administration, not data access (SEC-131).
+    BACKUP_MANAGE = "system:backup:manage"
 
 
 DATA_PERMISSIONS: frozenset[Permission] = frozenset(p for p in Permission if p.value.startswith("data:"))
@@ -93,6 +95,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(
         _SELF
         | {Permission.ACCOUNT_READ, Permission.ACCOUNT_WRITE, Permission.DEPT_READ, Permission.DEPT_WRITE}
+        | {Permission.BACKUP_MANAGE}
     ),
     Role.GENERAL_PROTECTION_MANAGER: frozenset(
         _SELF | {Permission.ACCOUNT_READ, Permission.DEPT_READ, Permission.AUDIT_READ, Permission.FILE_DEFINE,

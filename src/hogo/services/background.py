@@ -1,6 +1,7 @@
 """Periodic work of a running server, in one daemon thread: signing log checkpoints and anchoring
-them off-host (every second, when due), the scheduled log analysis, payload retention (daily), and
-disposing of expired working copies (every minute).
+them off-host (every second, when due), the scheduled log analysis, payload retention (daily),
+disposing of expired working copies (every minute), take-outs past their due date, the disposal of
+records past their retention and of expired backups (daily).
 
 Each job runs in its own try: one failing job never stops the others, and every failure goes to the
 server log. Several server processes may each run this: every job is safe to run concurrently
@@ -42,6 +43,7 @@ class BackgroundJobs:
             ("takeouts", TAKEOUT_INTERVAL_S, takeouts.run_scheduled),  # overdue copies, late reports (SEC-49)
             # Issue 5: records past their retention are erased, with certificates (SEC-50, ANON-10).
             ("disposal", RETENTION_INTERVAL_S, lambda h: erasure.retention_run(h)),
+            ("backups", RETENTION_INTERVAL_S, _dispose_expired_backups),  # SEC-51(3), issue 5
         ]
 
     def run_once(self, *, force: bool = False) -> None:
@@ -74,3 +76,9 @@ class BackgroundJobs:
             audit_tree.checkpoint_if_due(self.hogo)
         except Exception as exc:
             log.error("final checkpoint failed: %s", type(exc).__name__)
+
+
+def _dispose_expired_backups(hogo: Hogo) -> object:
+    from hogo.services import backups
+
+    return backups.dispose_expired(hogo, None, scheduled=True)

@@ -157,6 +157,7 @@ DEMO_DEPARTMENTS = [
 DEMO_USERS = [
     # username, display name, department, roles, days valid (None = open-ended)
     ("gpm.sato", "佐藤 健一（総括保護管理者）", "SOMU", ["general_protection_manager"], None),
+    ("iso.kobayashi", "小林 直樹（情報セキュリティ責任者）", "JOHO", ["information_security_officer"], None),
     ("pm.suzuki", "鈴木 美咲（人事課 保護管理者）", "JINJI", ["protection_manager"], None),
     ("pm.takahashi", "高橋 誠（給与厚生課 保護管理者）", "KYUYO", ["protection_manager"], None),
     ("clerk.tanaka", "田中 花子（人事課 事務取扱担当者）", "JINJI", ["clerk"], None),

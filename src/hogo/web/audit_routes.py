@@ -35,7 +35,10 @@ from hogo.services import audit_access
 from hogo.services.audit_access import SearchFilter
 from hogo.services.auth import Principal
 from hogo.store.models import AuditEvent
-from hogo.web import i18n_audit  # noqa: F401  (adds the audit pages' texts to MESSAGES)
+from hogo.web import (
+    i18n_audit,  # noqa: F401  (adds the audit pages' texts to MESSAGES)
+    i18n_backups,  # noqa: F401  (names the backup events)
+)
 from hogo.web.i18n import MESSAGES, Translator
 from hogo.web.routes import (
     WebDenied,
