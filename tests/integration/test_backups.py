@@ -389,9 +389,8 @@ def test_an_earlier_backup_restored_does_not_bring_back_crypto_shredded_records_
     """A backup holds the database only; the wrapped keys stay in the key store beside the KEK. Erasing a
     record destroys its key there, so restoring a backup made before the erasure brings its ciphertext
     back but not the means to read it; records under keys that still exist read as before."""
-    erasure = pytest.importorskip("hogo.services.erasure", reason="needs the key store and crypto-shredding "
-                                                                  "(branch erasure)")
     from hogo.crypto.keys import SealError
+    from hogo.services import erasure
     from hogo.errors import Conflict
     from hogo.services import files
     from hogo.store.models import PersonalDataFile, Record
@@ -449,8 +448,8 @@ def test_leftovers_of_a_backup_killed_outright_are_removed_by_the_next_one_SEC_5
 
 
 def test_key_backups_older_than_an_erasure_can_be_disposed_of_at_once_SEC_151(org: Org, tmp_path: Path):
-    """A key backup made before a key was destroyed still holds it; the erasure disposes of such key
-    backups at once (before their retention ends), recorded like any disposal."""
+    """A key backup made before a key was destroyed still holds it; such key backups can be disposed of at
+    once (before their retention ends), recorded like any disposal."""
     inst = org.inst
     older = backups.backup_keys(inst.hogo, tmp_path / "keys-a", "kagi-no-hokan-2026-betsu")
     inst.clock.advance(hours=1)
@@ -475,3 +474,26 @@ def test_a_running_server_disposes_of_expired_backups_daily_SEC_51(org: Org, tmp
     with inst.hogo.unit_of_work() as s:
         ev = s.scalars(select(AuditEvent).where(AuditEvent.event == Event.BACKUP_DISPOSED.value)).one()
     assert ev.actor_name == "hogo:scheduler" and ev.target == made["id"]
+
+
+def test_the_deletion_certificate_names_the_key_backups_that_still_hold_the_destroyed_keys_SEC_151_SEC_50(
+        org: Org, tmp_path: Path):
+    """Crypto-shredding is final for every database backup at once, but a key backup made before the erasure
+    still holds the destroyed key until it is disposed of: the certificate names each such key backup and
+    the date by which the erasure is final for them all (their expiry), instead of claiming more."""
+    from hogo.services import erasure
+
+    inst = org.inst
+    hogo = inst.hogo
+    ids = _records(org, 2)
+    kb = backups.backup_keys(hogo, tmp_path / "keys-a", "kagi-no-hokan-2026-betsu")
+    inst.clock.advance(hours=1)
+    cert = erasure.erase_records(hogo, org.p("clerk.ito"), FILE, [ids[0]], reason="本人からの削除請求", purpose=P1,
+                                 ctx=CTX).certificate
+    (held,) = cert["key_backups_holding_destroyed_keys"]
+    assert held["id"] == kb["id"] and cert["final_for_key_backups_by"] == held["expires_at"]
+    backups.dispose_key_backups_before(hogo, hogo.clock.now(), reason="erasure destroyed a key")
+    inst.clock.advance(hours=1)
+    later = erasure.erase_records(hogo, org.p("clerk.ito"), FILE, [ids[1]], reason="本人からの削除請求", purpose=P1,
+                                  ctx=CTX).certificate
+    assert later["key_backups_holding_destroyed_keys"] == []

@@ -61,6 +61,7 @@ from hogo.services import audit, audit_tree, files, guard, integrity, workcopies
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.store.models import ApprovalRequest, FileKey, PersonalDataFile, Record, RecordIndex, RecordVersion
+from hogo.store.models_backups import Backup
 from hogo.store.models_erasure import ContractorCertificate, DeletionRecord
 
 CERT_FORMAT = "hogo-deletion-certificate/v1"
@@ -378,6 +379,12 @@ def _finish(hogo: Hogo, deletion_id: int, *, fail_after_destroy: bool = False) -
         if d.status == "complete":  # finished by another process meanwhile
             return show(hogo, None, deletion_id)
         now = hogo.clock.now()
+        # Key backups made before now still hold the destroyed keys (SEC-151(3) keeps key material apart,
+        # not forgetful): the erasure is final for them only once they are disposed of, at the latest when
+        # they expire. The certificate says which, rather than claim more than is true.
+        held = db.execute(select(Backup.id, Backup.expires_at).where(
+            Backup.kind == "keys", Backup.status != "disposed", Backup.created_at <= now)
+            .order_by(Backup.created_at)).all()
         cert = {
             "format": CERT_FORMAT, "id": d.id, "instance": key.name, "kind": d.kind,
             "file": {"code": d.file_code, "name": d.file_name}, "record_count": d.record_count,
@@ -389,6 +396,8 @@ def _finish(hogo: Hogo, deletion_id: int, *, fail_after_destroy: bool = False) -
             "retention_rule": d.retention_rule,
             "confirmed_by": {"by": "hogo", "checks": checks, "at": format_ts(now)},
             "completed_at": format_ts(now),
+            "key_backups_holding_destroyed_keys": [{"id": b, "expires_at": format_ts(e)} for b, e in held],
+            "final_for_key_backups_by": format_ts(max(e for _, e in held)) if held else format_ts(now),
         }
         data = canonical(cert)
         text = f"{CERT_FORMAT}\n{hashlib.sha256(data).hexdigest()}\n"
