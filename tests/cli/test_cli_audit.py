@@ -6,6 +6,7 @@ MLIT-9.5.4, MLIT-9.5.8)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,8 +106,8 @@ def test_kept_checkpoint_bundle_and_data_dir_verification(org: DataOrg, tmp_path
         db.execute("DROP TRIGGER audit_events_no_update")
         entry = db.execute("SELECT entry FROM audit_events WHERE seq = 3").fetchone()[0]
         seq, e = decode(entry)
-        db.execute("UPDATE audit_events SET entry = ? WHERE seq = 3", (encode(seq, e.__class__(
-            **{**e.__dict__, "actor": "nobody"})),))
+        db.execute("UPDATE audit_events SET entry = ? WHERE seq = 3",
+                   (encode(seq, dataclasses.replace(e, actor="nobody")),))
         db.commit()
     finally:
         db.close()

@@ -390,9 +390,8 @@ def test_an_earlier_backup_restored_does_not_bring_back_crypto_shredded_records_
     record destroys its key there, so restoring a backup made before the erasure brings its ciphertext
     back but not the means to read it; records under keys that still exist read as before."""
     from hogo.crypto.keys import SealError
-    from hogo.services import erasure
     from hogo.errors import Conflict
-    from hogo.services import files
+    from hogo.services import erasure, files
     from hogo.store.models import PersonalDataFile, Record
 
     inst = org.inst

@@ -10,6 +10,7 @@ its configuration once, when it is first loaded.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from pkcs11 import Attribute, KeyType, ObjectClass
 from typer.testing import CliRunner
 
 from hogo.bootstrap import build
+from hogo.clock import FakeClock
 from hogo.config import Settings, load_settings
 from hogo.crypto.envelope import new_wrapped_key, unwrap_file_keys
 from hogo.crypto.factory import build_key_provider
@@ -31,7 +33,8 @@ from hogo.crypto.keys import Keyring, SealError, create_key_file
 from hogo.crypto.pkcs11 import PIN_ENV, Pkcs11Provider, ensure_kek
 from hogo.crypto.providers import KeyFileProvider
 from hogo.errors import ConfigurationError
-from support import TEST_ARGON2
+from hogo.services import audit_access, backups, instance
+from support import ADMIN, ADMIN_PASSWORD, TEST_ARGON2
 
 MODULE = os.environ.get("HOGO_TEST_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
 TOKEN = "hogo-test"
@@ -321,3 +324,24 @@ def test_the_key_store_keeps_hsm_wrapped_keys_and_destroying_them_shreds_SEC_50(
     store.destroy(7, [1])
     with pytest.raises(SealError):
         unwrap_file_keys(provider, 7, store.get(7), 2).open_record("rec-1", blob)
+
+
+# Backups of an instance whose KEK is in the HSM (here, beside the session's one token: SoftHSM reads its
+# configuration once per process, so a second token fixture in another module would not be seen).
+def test_backup_content_key_is_wrapped_by_the_hsm_kek_ANON_19_SEC_151(hsm_settings: Settings, tmp_path: Path):
+    settings = hsm_settings.with_(data_dir=tmp_path / "data")
+    clock = FakeClock()
+    instance.init_instance(settings, admin=ADMIN, admin_password=ADMIN_PASSWORD, clock=clock)
+    hogo = build(settings, clock=clock)
+    try:
+        made = backups.create_backup(hogo, None, [tmp_path / "bk"])
+        directory = Path(made["targets"][0])
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["content_key"]["provider"] == "pkcs11"
+        assert manifest["content_key"]["kek_id"] == hogo.key_provider.kek_id
+        assert backups.verify_backup(hogo, None, directory=directory)["ok"]
+        hogo.close()
+        backups.restore_backup(hogo, directory, confirm=True)
+        assert audit_access.verify(hogo, None).ok
+    finally:
+        hogo.close()

@@ -9,6 +9,7 @@ entry — and it must not consider entries appended, or payloads removed, after 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sys
 import time
@@ -133,7 +134,7 @@ def test_every_checkpoint_size_is_checked_wherever_it_falls(inst: Instance, monk
 def modify(inst: Instance, seq: int, *, leaf: bool) -> None:
     with attacker(inst) as conn:
         s, e = decode(entry_at(conn, seq))
-        forged = encode(s, e.__class__(**{**e.__dict__, "outcome": "failure"}))
+        forged = encode(s, dataclasses.replace(e, outcome="failure"))
         values: dict[str, Any] = {"e": forged, "s": seq}
         sql = "UPDATE audit_events SET entry = :e"
         if leaf:

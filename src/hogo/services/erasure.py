@@ -686,10 +686,11 @@ def retention_run(hogo: Hogo, actor: Principal | None = None, *, dry_run: bool =
                 due.append(DueFile(r.code, r.name, int(n), retention_rules.rule_of(files.load_spec(hogo, r))))
     result: dict[str, Any] = {"dry_run": dry_run, "date": today.isoformat(),
                               "files": [dataclasses.asdict(d) for d in due], "certificates": [], "erased": 0}
-    with hogo.unit_of_work() as db:
-        audit.record(db, now=hogo.clock.now(), event=Event.RETENTION_RUN, outcome=Outcome.SUCCESS, ctx=ctx,
-                     actor_id=actor.user_id if actor else None, actor_name=actor.username if actor else None,
-                     target="retention", details={"dry_run": dry_run, "files": {d.file: d.due for d in due}})
+    if due or actor is not None:  # the daily job finding nothing due is housekeeping, not a disposal
+        with hogo.unit_of_work() as db:
+            audit.record(db, now=hogo.clock.now(), event=Event.RETENTION_RUN, outcome=Outcome.SUCCESS, ctx=ctx,
+                         actor_id=actor.user_id if actor else None, actor_name=actor.username if actor else None,
+                         target="retention", details={"dry_run": dry_run, "files": {d.file: d.due for d in due}})
     if dry_run:
         return result
     size = batch or files.bucket_records(hogo)
