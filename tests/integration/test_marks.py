@@ -356,3 +356,25 @@ def test_erasing_records_or_the_file_disposes_of_its_working_copies_ANON_17_SEC_
     with hogo.unit_of_work() as db:
         assert db.get(WorkingCopy, second.id).status == "disposed"
     assert [e.details["reason"] for e in log(org, Event.WORKCOPY_DISPOSED)] == ["source_erased", "source_erased"]
+
+
+def test_selections_by_indexed_field_find_records_in_every_key_bucket_ANON_17_SEC_49(org: Org):
+    """Each key bucket has its own blind-index key (erasure): a working copy's or an export's selection by an
+    indexed field computes one digest per bucket, so a record in an older bucket is found as a search finds it."""
+    from hogo.domain.handling import Use
+
+    hogo = org.inst.hogo
+    hogo.extras["bucket_records"] = 1  # S0, S1 and S2 each in a bucket of its own
+    staff_file(org)
+    grants.create_grant(hogo, org.p("pm.takahashi"), STAFF, user="clerk.ito", actions=["export"],
+                        purposes=[P_STAFF], ctx=CTX)
+    ito = org.p("clerk.ito")
+    for emp, rid in (("E0000", "S0"), ("E0002", "S2")):
+        assert [v.record_id for v in guard.find_records(hogo, ito, STAFF, {"employee_no": emp}, purpose=P_STAFF,
+                                                        ctx=CTX)] == [rid]
+        copy = workcopies.create_copy(hogo, ito, STAFF, fields=["name"], purpose=P_STAFF,
+                                      where={"employee_no": emp}, expires_at=_expires(org, hours=1), ctx=CTX)
+        assert copy.records == 1
+        stream = guard.export_records(hogo, ito, STAFF, fields=["name"], selection={"employee_no": emp},
+                                      purpose=P_STAFF, use=Use.PACKAGE, encrypted=True, ctx=CTX)
+        assert list(stream.record_ids) == [rid]

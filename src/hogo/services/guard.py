@@ -378,6 +378,28 @@ async def read_record_async(hogo: Hogo, principal: Principal, file_code: str, re
     return p.finish()
 
 
+def _matching(c: _Context, keys: FileKeys, where: Mapping[str, str], *, what: str) -> list[Any]:
+    """Conditions selecting the records whose indexed fields equal ``where``: exact match through the
+    blind index (one digest per key bucket: each bucket has its own index key), never by decrypting. An
+    unknown, unindexed or invalid field is refused with its name."""
+    conditions = []
+    for name, raw in where.items():
+        if name not in c.spec.field_names:
+            raise ValidationFailed(f"no field {name!r} in this file", field="where")
+        f = c.spec.field(name)
+        if not f.indexed:
+            raise ValidationFailed(f"field {name!r} is not indexed (exact-match {what} needs indexed: true)",
+                                   field="where")
+        try:
+            value = normalise_value(f, raw)
+        except ValueError as exc:
+            raise ValidationFailed(f"{name}: {exc}", field="where") from None
+        conditions.append(Record.id.in_(select(RecordIndex.record_pk).where(
+            RecordIndex.file_id == c.row.id, RecordIndex.field == name,
+            RecordIndex.digest.in_(keys.blind_indexes(name, value)))))
+    return conditions
+
+
 @guarded
 def find_records(hogo: Hogo, principal: Principal, file_code: str, where: Mapping[str, str], *,
                  purpose: str | None, ctx: RequestContext, limit: int = 100) -> list[RecordView]:
@@ -387,28 +409,13 @@ def find_records(hogo: Hogo, principal: Principal, file_code: str, where: Mappin
     limit = max(1, min(limit, MAX_FIND_RESULTS))
     with hogo.unit_of_work() as db:
         c = _open(hogo, db, principal, file_code, purpose, Action.READ, ctx)
-        digests: list[tuple[str, list[bytes]]] = []
         keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
-        for name, raw in where.items():
-            if name not in c.spec.field_names:
-                raise ValidationFailed(f"no field {name!r} in this file", field="where")
-            f = c.spec.field(name)
-            if not f.indexed:
-                raise ValidationFailed(f"field {name!r} is not indexed (exact-match search needs indexed: true)",
-                                       field="where")
-            try:
-                value = normalise_value(f, raw)
-            except ValueError as exc:
-                raise ValidationFailed(f"{name}: {exc}", field="where") from None
-            digests.append((name, keys.blind_indexes(name, value)))
+        conditions = _matching(c, keys, where, what="search")
         # To search by a field you must be able to read it (else the search itself would disclose it).
-        d = _decide(hogo, c, Action.READ, fields=[n for n, _ in digests], segment=None, segment_applies=False)
+        d = _decide(hogo, c, Action.READ, fields=list(where), segment=None, segment_applies=False)
         if not d.allowed:
-            raise _deny(hogo, c, Event.RECORD_SEARCHED, d, records=[], fields=[n for n, _ in digests])
-        q = select(Record).where(Record.file_id == c.row.id)
-        for name, candidates in digests:  # one digest per key version's index key (erasure buckets)
-            q = q.where(Record.id.in_(select(RecordIndex.record_pk).where(
-                RecordIndex.file_id == c.row.id, RecordIndex.field == name, RecordIndex.digest.in_(candidates))))
+            raise _deny(hogo, c, Event.RECORD_SEARCHED, d, records=[], fields=list(where))
+        q = select(Record).where(Record.file_id == c.row.id, *conditions)
         matches = db.scalars(q.order_by(Record.id).limit(limit)).all()
         allowed: list[tuple[Record, tuple[str, ...]]] = []
         for rec in matches:
@@ -436,18 +443,7 @@ def copy_records(hogo: Hogo, principal: Principal, file_code: str, fields: Seque
         if unknown:
             raise ValidationFailed(f"no field(s) {', '.join(sorted(set(unknown)))} in this file", field="fields")
         keys = file_keys(hogo, db, c.row.id, c.row.data_key_version)
-        q = select(Record).where(Record.file_id == c.row.id)
-        for name, raw in where.items():
-            f = c.spec.field(name)
-            if not f.indexed:
-                raise ValidationFailed(f"field {name!r} is not indexed (exact-match selection needs indexed: true)",
-                                       field="where")
-            try:
-                digest = keys.blind_index(name, normalise_value(f, raw))
-            except ValueError as exc:
-                raise ValidationFailed(f"{name}: {exc}", field="where") from None
-            q = q.where(Record.id.in_(select(RecordIndex.record_pk).where(
-                RecordIndex.file_id == c.row.id, RecordIndex.field == name, RecordIndex.digest == digest)))
+        q = select(Record).where(Record.file_id == c.row.id, *_matching(c, keys, where, what="selection"))
         named = sorted({*fields, *where})
         d = _decide(hogo, c, Action.READ, fields=named, segment=None, segment_applies=False)
         if not d.allowed:
@@ -1249,21 +1245,8 @@ def _export_record_ids(db: Session, hogo: Hogo, c: _Context, keys: FileKeys, sel
     for ``export`` of ``fields`` (and ``reveal`` of the revealed fields). Explicit record IDs outside the
     requester's scope, or missing, refuse the export (alike: no oracle); otherwise records out of scope are
     left out, as a search leaves them out — but not when a reveal was asked and only the reveal is refused."""
-    q = select(Record.id, Record.record_id, Record.segment).where(Record.file_id == c.row.id)
-    for name, raw in (sel.where or {}).items():
-        if name not in c.spec.field_names:
-            raise ValidationFailed(f"no field {name!r} in this file", field="where")
-        f = c.spec.field(name)
-        if not f.indexed:
-            raise ValidationFailed(f"field {name!r} is not indexed (exact-match selection needs indexed: true)",
-                                   field="where")
-        try:
-            value = normalise_value(f, raw)
-        except ValueError as exc:
-            raise ValidationFailed(f"{name}: {exc}", field="where") from None
-        q = q.where(Record.id.in_(select(RecordIndex.record_pk).where(
-            RecordIndex.file_id == c.row.id, RecordIndex.field == name,
-            RecordIndex.digest == keys.blind_index(name, value))))
+    q = select(Record.id, Record.record_id, Record.segment).where(
+        Record.file_id == c.row.id, *_matching(c, keys, sel.where or {}, what="selection"))
     if sel.segment is not None:
         q = q.where(Record.segment == sel.segment)
     decided: dict[str | None, tuple[Decision, Decision | None]] = {}
