@@ -285,7 +285,9 @@ def print_report(res: dict[str, Any]) -> None:
 def _json_of(cmd: list[str], what: str) -> Any:
     """Run one benchmark script in its own process (its memory and page cache use stay its own); the JSON
     it prints."""
-    log(f"{what}: {' '.join(Path(c).name if c.endswith('.py') else c for c in cmd[1:])} …")
+    shown = [Path(c).name if c.endswith(".py") else c for c in cmd[1:]]
+    shown = ["URL" if i and shown[i - 1] == "--pg" else c for i, c in enumerate(shown)]  # no password in logs
+    log(f"{what}: {' '.join(shown)} …")
     done = subprocess.run(cmd, cwd=BENCH_DIR, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode not in (0, 1):  # package_bench exits 1 when its target is missed: still a measurement
         raise RuntimeError(f"{what} failed ({done.returncode}):\n{done.stderr[-3000:]}")

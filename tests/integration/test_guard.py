@@ -395,3 +395,32 @@ def test_a_corrected_rejects_file_imports_as_is(org: Org):
            "R2,E2,b,123456789018,KYUYO,my_number: …\n")
     rep = guard.import_records(hogo, ito, FILE, io.BytesIO(csv.encode()), purpose=P1, ctx=CTX)
     assert rep.imported == 1 and not rep.rejected
+
+
+def test_a_destroy_after_reading_file_lets_each_person_reveal_a_record_once_SEC_5(org: Org):
+    """読後廃棄 (destroy after reading, SEC-5 table 1): each person may reveal a record's My Number once; a
+    second reveal is refused and logged as denied, while the masked record stays readable."""
+    from support import payroll_spec
+
+    hogo = org.inst.hogo
+    spec = payroll_spec()
+    spec.update(code="payroll-once", restrictions=["destroy_after_reading"])
+    files.create_file(hogo, org.p("pm.takahashi"), spec, ctx=CTX)
+    for who in ("clerk.ito", "clerk.tanaka"):
+        grants.create_grant(hogo, org.p("pm.takahashi"), "payroll-once", user=who,
+                            actions=["read", "create", "reveal"], purposes=[P1], ctx=CTX)
+    ito = org.p("clerk.ito")
+    rid = guard.create_record(hogo, ito, "payroll-once", ITO, purpose=P1, ctx=CTX).record_id
+    other = guard.create_record(hogo, ito, "payroll-once", {**ITO, "employee_no": "E0002"}, purpose=P1,
+                                ctx=CTX).record_id
+    assert guard.read_record(hogo, ito, "payroll-once", rid, purpose=P1, reveal=["my_number"],
+                             ctx=CTX).values["my_number"] == MN
+    with pytest.raises(Forbidden) as e:
+        guard.read_record(hogo, ito, "payroll-once", rid, purpose=P1, reveal=["my_number"], ctx=CTX)
+    assert e.value.code == "denied_read_once"
+    denied = [x for x in access_events(org) if x.event == Event.RECORD_REVEALED.value and x.outcome == "denied"]
+    assert len(denied) == 1 and denied[0].reason == "read_once"
+    assert guard.read_record(hogo, ito, "payroll-once", rid, purpose=P1, ctx=CTX).values["my_number"].endswith("9018")
+    # Once per person and per record: another record, or another person, may still reveal once.
+    guard.read_record(hogo, ito, "payroll-once", other, purpose=P1, reveal=["my_number"], ctx=CTX)
+    guard.read_record(hogo, org.p("clerk.tanaka"), "payroll-once", rid, purpose=P1, reveal=["my_number"], ctx=CTX)

@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
@@ -301,6 +301,23 @@ def _record(db: Session, file_id: int, record_id: str) -> Record | None:
 # ------------------------------------------------------------------------------------ read
 
 
+_READ_ONCE = Decision(False, "the file is marked destroy-after-reading (読後廃棄): you have revealed this record "
+                      "once already", "read_once", requirement="SEC-5")
+_REVEALED_BEFORE = text(
+    "SELECT 1 FROM audit_record_refs r JOIN audit_events e ON e.seq = r.seq WHERE r.file_code = :file "
+    "AND r.record_id = :record AND e.event = :event AND e.outcome = 'success' AND e.actor_id = :actor LIMIT 1")
+
+
+def _revealed_once_already(db: Session, c: _Context, principal: Principal, record_id: str) -> bool:
+    """Destroy after reading (読後廃棄, SEC-5 table 1): a file so marked lets each person reveal a record's
+    identification codes once; the log, which records every reveal, says whether they have."""
+    if Restriction.DESTROY_AFTER_READING.value not in c.row.restrictions:
+        return False
+    return db.connection().execute(_REVEALED_BEFORE, {
+        "file": c.row.code, "record": record_id, "event": Event.RECORD_REVEALED.value,
+        "actor": principal.user_id}).first() is not None
+
+
 @dataclasses.dataclass(frozen=True)
 class _PreparedRead:
     """A decided read whose log entry is still to commit: ``finish`` decrypts, and is called only
@@ -334,6 +351,8 @@ def _prepare_read(hogo: Hogo, principal: Principal, file_code: str, record_id: s
             d2 = _decide(hogo, c, Action.REVEAL, fields=reveal_set, segment=segment, segment_applies=True)
             if not d2.allowed:
                 raise _deny(hogo, c, event, d2, records=[record_id], fields=reveal_set)
+            if rec is not None and _revealed_once_already(db, c, principal, record_id):
+                raise _deny(hogo, c, event, _READ_ONCE, records=[record_id], fields=reveal_set)
         fields: tuple[str, ...] = ()
         if rec is not None:
             fields = readable_fields(d, c.spec.field_names)
