@@ -96,6 +96,14 @@ class Conflict(HogoError):
     code = "conflict"
 
 
+class Unreadable(HogoError):
+    """A stored value cannot be opened: its key has been destroyed (erased; e.g. a database restored from a
+    backup older than an erasure) or the ciphertext has been changed or moved (tampering). Never data."""
+
+    status = 500
+    code = "record_unreadable"
+
+
 class RateLimited(HogoError):
     status = 429
     code = "rate_limited"

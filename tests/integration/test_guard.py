@@ -187,10 +187,12 @@ def test_values_are_encrypted_and_bound_to_their_place_ANON_18_SEC_133(org: Org)
     # Swap the two records' ciphertexts: both refuse to open.
     with hogo.unit_of_work() as db:
         db.execute(update(Record).where(Record.record_id == a.record_id).values(blob=blobs[1]))
-    from hogo.crypto.keys import SealError
+    from hogo.errors import Unreadable
 
-    with pytest.raises(SealError):
+    with pytest.raises(Unreadable) as e:
         guard.read_record(hogo, ito, FILE, a.record_id, purpose=P1, ctx=CTX)
+    assert e.value.code == "record_unreadable" and "tampered or moved" in e.value.message
+    assert "伊藤" not in e.value.message and MN not in e.value.message
     assert guard.read_record(hogo, ito, FILE, b.record_id, purpose=P1, ctx=CTX).values["name"] == "田中 花子"
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
 from hogo.crypto.envelope import FileKeys
+from hogo.crypto.keys import SealError
 from hogo.domain.auditlog import LogEntry
 from hogo.domain.events import Event, Outcome
 from hogo.domain.files import (
@@ -46,7 +47,7 @@ from hogo.domain.identifiers import mask
 from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable_fields
 from hogo.domain.retention import dispose_after
 from hogo.domain.roles import Permission
-from hogo.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from hogo.errors import Conflict, Forbidden, NotFound, Unreadable, ValidationFailed
 from hogo.services import audit, audit_tree, integrity
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
@@ -257,7 +258,11 @@ def _touch_grants(db: Session, hogo: Hogo, due: Sequence[str]) -> None:
 
 
 def _present(c: _Context, keys: FileKeys, rec: Any, fields: Sequence[str], reveal: frozenset[str]) -> RecordView:
-    values = keys.open_record(rec.record_id, rec.blob, fields=fields)
+    try:
+        values = keys.open_record(rec.record_id, rec.blob, fields=fields)
+    except SealError as exc:  # said plainly, with the record and the reason, never a value
+        raise Unreadable(f"record {rec.record_id!r} of {c.row.code} cannot be decrypted: {exc}",
+                         requirement="SEC-133", details={"file": c.row.code, "record": rec.record_id}) from None
     masked = []
     for name in list(values):
         f = c.spec.field(name)
