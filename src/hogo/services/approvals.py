@@ -462,6 +462,23 @@ def _refusal(db: Session, hogo: Hogo, p: Principal, r: ApprovalRequest, decided:
     return None
 
 
+def approved_to_apply(db: Session, request_id: int, kind: str, approver: Principal, *, what: str
+                      ) -> tuple[ApprovalRequest, list[str]]:
+    """For a kind's ``apply``: the approved request of ``kind``, locked for this transaction, and the names of
+    its approvers; only one of them applies it (SEC-19). ``what`` names the kind in the refusal."""
+    r = db.scalar(select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update())
+    if r is None or r.kind != kind:
+        raise NotFound(f"no {what} request {request_id}", code="approval_not_found")
+    if r.status != "approved":
+        raise Conflict(f"request {r.id} is {r.status}, not approved", code="approval_not_approved")
+    approved_by = db.execute(select(ApprovalDecision.approver_id, ApprovalDecision.approver_name).where(
+        ApprovalDecision.request_id == r.id, ApprovalDecision.decision == "approve")).all()
+    if approver.user_id not in {uid for uid, _ in approved_by}:
+        raise Forbidden("only an approver of this request may apply it", code="not_an_approver",
+                        requirement="SEC-19")
+    return r, [name for _, name in approved_by]
+
+
 def apply(hogo: Hogo, principal: Principal, request_id: int, *, ctx: RequestContext, kind: str | None = None) -> None:
     """Run the kind's ``apply`` for an approved request (``decide`` does so after the last approval; an
     approver may run it again with ``retry``). When the subject no longer allows it (Conflict: e.g. the

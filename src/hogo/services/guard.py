@@ -48,7 +48,7 @@ from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable
 from hogo.domain.retention import dispose_after
 from hogo.domain.roles import Permission
 from hogo.errors import Conflict, Forbidden, NotFound, Unreadable, ValidationFailed
-from hogo.services import audit, audit_tree, integrity
+from hogo.services import approvals, audit, audit_tree, integrity
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.services.files import file_by_code, file_keys, import_plan, load_spec, marks_view, writable_keys
@@ -1046,21 +1046,14 @@ def apply_correction(hogo: Hogo, approver: Principal, request_id: int, *, ctx: R
     record's current version is kept (``record_versions``, encrypted as it was), the new values are
     merged and sealed, and the log entry names the request, requester, approver, fields and revisions,
     never values. A record changed since the request (another revision) is not overwritten: Conflict."""
-    from hogo.store.models import ApprovalDecision, ApprovalRequest, RecordVersion
+    from hogo.store.models import RecordVersion
 
     approver.require_data_scope(Permission.DATA_WRITE)
     audit_tree.require_anchored(hogo)
     with hogo.unit_of_work() as db:
-        req = db.scalar(select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update())
-        if req is None or req.kind != "correction" or req.file_code is None or req.record_id is None:
+        req, approved_by = approvals.approved_to_apply(db, request_id, "correction", approver, what="correction")
+        if req.file_code is None or req.record_id is None:
             raise NotFound(f"no correction request {request_id}", code="approval_not_found")
-        if req.status != "approved":
-            raise Conflict(f"request {req.id} is {req.status}, not approved", code="approval_not_approved")
-        approved_by = list(db.scalars(select(ApprovalDecision.approver_name).where(
-            ApprovalDecision.request_id == req.id, ApprovalDecision.decision == "approve")))
-        if approver.username not in approved_by:
-            raise Forbidden("only an approver of this request may apply it", code="not_an_approver",
-                            requirement="SEC-19")
         ref, version = _file_ref(db, req.file_code)
         if ref.id != req.file_id or req.payload is None or req.payload_binding is None:
             raise NotFound(f"no correction request {request_id}", code="approval_not_found")
@@ -1126,7 +1119,6 @@ def correction_changes(hogo: Hogo, principal: Principal, request_id: int, *, ctx
     judge it, ANON-8): the corrected fields before (the record now, or the version the correction
     replaced) and after (the requested values, or the version it made). The read is recorded before
     anything is decrypted; identification codes stay masked; the audit roles see fields, not values."""
-    from hogo.services import approvals
     from hogo.store.models import ApprovalRequest, RecordVersion
 
     principal.require_data_scope(Permission.DATA_READ)

@@ -57,7 +57,7 @@ from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.services.files import file_by_code, load_spec
 from hogo.services.grants import candidate_grants
-from hogo.store.models import Alert, ApprovalDecision, ApprovalRequest, AuditHead
+from hogo.store.models import Alert, ApprovalRequest, AuditHead
 from hogo.store.models_takeouts import Takeout
 
 KIND = "takeout"
@@ -531,16 +531,7 @@ def _by_request(db: Session, request_id: int) -> Takeout:
 def _apply(hogo: Hogo, approver: Principal, request_id: int, ctx: RequestContext) -> dict[str, Any]:
     """Every step approved: the take-out may be downloaded (an emergency one's report is accepted)."""
     with hogo.unit_of_work() as db:
-        r = db.scalar(select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update())
-        if r is None or r.kind != KIND:
-            raise NotFound(f"no take-out request {request_id}", code="approval_not_found")
-        if r.status != "approved":
-            raise Conflict(f"request {r.id} is {r.status}, not approved", code="approval_not_approved")
-        approved_by = set(db.scalars(select(ApprovalDecision.approver_id).where(
-            ApprovalDecision.request_id == r.id, ApprovalDecision.decision == "approve")))
-        if approver.user_id not in approved_by:
-            raise Forbidden("only an approver of this request may apply it", code="not_an_approver",
-                            requirement="SEC-19")
+        r, _ = approvals.approved_to_apply(db, request_id, KIND, approver, what="take-out")
         t = _by_request(db, request_id)
         now = hogo.clock.now()
         outcome: dict[str, Any] = {"takeout": t.id}
