@@ -375,9 +375,7 @@ def _finish(hogo: Hogo, deletion_id: int, *, fail_after_destroy: bool = False) -
         hogo.file_keys.pop(file_id, None)
         if fail_after_destroy:
             raise RuntimeError("injected failure after the keys were destroyed")
-    checks = _check(hogo, deletion_id)
-    if not all(v is True or v == 0 for v in checks.values()):
-        raise ErasureIncomplete(f"deletion {deletion_id}: hogo's check failed: {checks}")
+    checks = _checked(hogo, deletion_id)
     key = audit_tree.log_key(hogo)
     with hogo.unit_of_work() as db:
         d = db.get(DeletionRecord, deletion_id)
@@ -435,6 +433,14 @@ def _sweep(hogo: Hogo, file_id: int, versions: set[int]) -> None:
             if p is not None and blob_key_version(p) in versions)
         if late:
             _rekey(hogo, db, row, files.load_spec(hogo, row), versions, principal=None, ctx=SYSTEM)
+
+
+def _checked(hogo: Hogo, deletion_id: int) -> dict[str, Any]:
+    """``_check``, refusing to go on (no signature) unless every check holds."""
+    checks = _check(hogo, deletion_id)
+    if not all(v is True or v == 0 for v in checks.values()):
+        raise ErasureIncomplete(f"deletion {deletion_id}: hogo's check failed: {checks}")
+    return checks
 
 
 def _check(hogo: Hogo, deletion_id: int) -> dict[str, Any]:
@@ -580,9 +586,7 @@ def confirm(hogo: Hogo, actor: Principal, deletion_id: int, *, ctx: RequestConte
             files._may_define(actor, files.load_spec(hogo, row).department)
         file_code = d.file_code
         digest = hashlib.sha256(d.certificate.encode("utf-8")).hexdigest()
-    checks = _check(hogo, deletion_id)
-    if not all(v is True or v == 0 for v in checks.values()):
-        raise ErasureIncomplete(f"deletion {deletion_id}: hogo's check failed: {checks}")
+    checks = _checked(hogo, deletion_id)
     key = audit_tree.log_key(hogo)
     with hogo.unit_of_work() as db:
         d = db.get(DeletionRecord, deletion_id)
