@@ -27,18 +27,23 @@ def _open(data_dir: Path) -> int:
 
 
 @contextlib.contextmanager
-def serving(data_dir: Path) -> Iterator[None]:
-    """Hold the data directory's lock (shared) while serving; ConfigurationError while a restore runs."""
+def _held(data_dir: Path, mode: int, refusal: Callable[[], Exception]) -> Iterator[None]:
+    """Hold the data directory's lock in ``mode`` (without waiting: ``refusal()`` when it is taken)."""
     fd = _open(data_dir)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigurationError(f"a restore is running on {data_dir}: start the server when it is done",
-                                     code="restore_running") from None
+            raise refusal() from None
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def serving(data_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the data directory's lock (shared) while serving; ConfigurationError while a restore runs."""
+    return _held(data_dir, fcntl.LOCK_SH, lambda: ConfigurationError(
+        f"a restore is running on {data_dir}: start the server when it is done", code="restore_running"))
 
 
 def served_lifespan(inner: Callable[[Any], Any], data_dir: Path) -> Callable[[Any], Any]:
@@ -69,16 +74,7 @@ def running_server(data_dir: Path) -> bool:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def stopped(data_dir: Path, what: str) -> Iterator[None]:
+def stopped(data_dir: Path, what: str) -> contextlib.AbstractContextManager[None]:
     """Hold the data directory exclusively: Conflict if a server runs on it; no server starts meanwhile."""
-    fd = _open(data_dir)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(f"a hogo server is running on {data_dir}: stop it before {what}",
-                           code="server_running") from None
-        yield
-    finally:
-        os.close(fd)
+    return _held(data_dir, fcntl.LOCK_EX, lambda: Conflict(
+        f"a hogo server is running on {data_dir}: stop it before {what}", code="server_running"))
