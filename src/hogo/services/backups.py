@@ -751,7 +751,7 @@ def _sample_records(hogo: Hogo, engine: Engine, n: int) -> dict[str, Any]:
     else from the restored database's own ``file_keys`` (instances from before the key store)."""
     from hogo.crypto.envelope import WrappedKey, blob_key_version, unwrap_file_keys
 
-    store = getattr(hogo, "keystore", None)
+    store = hogo.keystore
     ok = failed = key_gone = 0
     with engine.connect() as conn:
         rows = _random_rows(conn, n)
@@ -951,21 +951,31 @@ def dispose_expired(hogo: Hogo, principal: Principal | None, *, ctx: RequestCont
             row = s.get(Backup, backup_id)
             assert row is not None
             targets = list(row.targets)
-        results = [_remove_backup_dir(Path(t), backup_id) for t in targets]
-        ok = all(r["result"] in ("deleted", "absent") for r in results)
-        disposal = {"at": _ts(now), "by": actor.name, "places": results, "certificate": None}
-        disposal["certificate"] = certify_disposal(hogo, backup_id, results) if ok else None
-
-        def work(s: Any, backup_id: str = backup_id, ok: bool = ok, disposal: dict[str, Any] = disposal) -> None:
-            r = s.get(Backup, backup_id)
-            r.disposal = disposal
-            if ok:
-                r.status, r.disposed_at = "disposed", now
-
-        _log(hogo, actor, Event.BACKUP_DISPOSED, Outcome.SUCCESS if ok else Outcome.FAILURE, target=backup_id,
-             details={"places": results}, reason=None if ok else "some places could not be emptied", work=work)
-        done.append({"id": backup_id, "disposed": ok, "places": results})
+        done.append(_dispose_one(hogo, actor, backup_id, targets))
     return {"disposed": [d for d in done if d["disposed"]], "failed": [d for d in done if not d["disposed"]]}
+
+
+def _dispose_one(hogo: Hogo, actor: Actor, backup_id: str, targets: list[str], *, reason: str | None = None,
+                 details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Delete one backup from each of its places, then record what was deleted where (catalog and log, in
+    one transaction); it counts as disposed only when no place still holds it."""
+    results = [_remove_backup_dir(Path(t), backup_id) for t in targets]
+    ok = all(r["result"] in ("deleted", "absent") for r in results)
+    now = hogo.clock.now()
+    disposal: dict[str, Any] = {"at": _ts(now), "by": actor.name, "places": results}
+    if reason is not None:
+        disposal["reason"] = reason
+
+    def work(s: Any) -> None:
+        r = s.get(Backup, backup_id)
+        r.disposal = disposal
+        if ok:
+            r.status, r.disposed_at = "disposed", now
+
+    _log(hogo, actor, Event.BACKUP_DISPOSED, Outcome.SUCCESS if ok else Outcome.FAILURE, target=backup_id,
+         details={"places": results, **(details or {})},
+         reason=reason if reason is not None or ok else "some places could not be emptied", work=work)
+    return {"id": backup_id, "disposed": ok, "places": results}
 
 
 def dispose_key_backups_before(hogo: Hogo, when: dt.datetime, *, reason: str,
@@ -973,41 +983,14 @@ def dispose_key_backups_before(hogo: Hogo, when: dt.datetime, *, reason: str,
     """Dispose of every key backup made before ``when``, expired or not, and record it.
 
     For crypto-shredding: a key backup older than an erasure still holds the destroyed key, and with it
-    the erased records of every database backup. The erasure calls this once the key is destroyed
-    (a hook: wired where erasure and backups meet)."""
+    the erased records of every database backup (the deletion certificate names such key backups)."""
     actor = Actor.of(None, ctx)
     with hogo.unit_of_work(readonly=True) as s:
         rows = [(r.id, list(r.targets)) for r in s.scalars(select(Backup).where(
             Backup.kind == "keys", Backup.status != "disposed", Backup.created_at < when))]
-    done = []
-    for backup_id, targets in rows:
-        results = [_remove_backup_dir(Path(t), backup_id) for t in targets]
-        ok = all(r["result"] in ("deleted", "absent") for r in results)
-        now = hogo.clock.now()
-        disposal = {"at": _ts(now), "by": actor.name, "places": results, "reason": reason}
-
-        def work(s: Any, backup_id: str = backup_id, ok: bool = ok, disposal: dict[str, Any] = disposal,
-                 now: dt.datetime = now) -> None:
-            r = s.get(Backup, backup_id)
-            r.disposal = disposal
-            if ok:
-                r.status, r.disposed_at = "disposed", now
-
-        _log(hogo, actor, Event.BACKUP_DISPOSED, Outcome.SUCCESS if ok else Outcome.FAILURE, target=backup_id,
-             details={"places": results, "kind": "keys"}, reason=reason, work=work)
-        done.append({"id": backup_id, "disposed": ok, "places": results})
+    done = [_dispose_one(hogo, actor, backup_id, targets, reason=reason, details={"kind": "keys"})
+            for backup_id, targets in rows]
     return {"disposed": [d for d in done if d["disposed"]], "failed": [d for d in done if not d["disposed"]]}
-
-
-def certify_disposal(hogo: Hogo, backup_id: str, places: list[dict[str, Any]]) -> Any:
-    """Hook for a deletion certificate (SEC-51(3)): the erasure service's certificates, once they are there.
-    Until then the log entry (``system:backup:disposed``, listing each place) is the record."""
-    try:
-        from hogo.services import erasure
-    except ImportError:
-        return None
-    issue = getattr(erasure, "certify_backup_disposal", None)
-    return issue(hogo, backup_id, places) if callable(issue) else None
 
 
 def _remove_backup_dir(path: Path, backup_id: str) -> dict[str, Any]:
