@@ -751,14 +751,13 @@ def _sample_records(hogo: Hogo, engine: Engine, n: int) -> dict[str, Any]:
     else from the restored database's own ``file_keys`` (instances from before the key store)."""
     from hogo.crypto.envelope import WrappedKey, blob_key_version, unwrap_file_keys
 
-    store = hogo.keystore
     ok = failed = key_gone = 0
     with engine.connect() as conn:
         rows = _random_rows(conn, n)
         keys: dict[int, Any] = {}
         for file_id, record_id, blob in rows:
             if file_id not in keys:
-                wrapped = list(store.get(file_id)) if store is not None else []
+                wrapped = hogo.keystore.get(file_id)
                 if not wrapped:
                     wrapped = [WrappedKey(v, p, pr, k, bytes(w)) for v, p, pr, k, w in conn.execute(text(
                         "SELECT version, purpose, provider, kek_id, wrapped FROM file_keys WHERE file_id = :f"),
