@@ -257,12 +257,18 @@ def _touch_grants(db: Session, hogo: Hogo, due: Sequence[str]) -> None:
         hogo.grant_touches[g] = now
 
 
-def _present(c: _Context, keys: FileKeys, rec: Any, fields: Sequence[str], reveal: frozenset[str]) -> RecordView:
+def _decrypt(keys: FileKeys, record_id: str, blob: bytes, fields: Iterable[str] | None = None) -> dict[str, str]:
+    """Every decryption in the guard: a value that cannot be opened (its key destroyed, its ciphertext
+    tampered with or moved) is said plainly, with the record and the reason, never a value."""
     try:
-        values = keys.open_record(rec.record_id, rec.blob, fields=fields)
-    except SealError as exc:  # said plainly, with the record and the reason, never a value
-        raise Unreadable(f"record {rec.record_id!r} of {c.row.code} cannot be decrypted: {exc}",
-                         requirement="SEC-133", details={"file": c.row.code, "record": rec.record_id}) from None
+        return keys.open_record(record_id, blob, fields=fields)
+    except SealError as exc:
+        raise Unreadable(f"record {record_id!r} cannot be decrypted: {exc}", requirement="SEC-133",
+                         details={"record": record_id}) from None
+
+
+def _present(c: _Context, keys: FileKeys, rec: Any, fields: Sequence[str], reveal: frozenset[str]) -> RecordView:
+    values = _decrypt(keys, rec.record_id, rec.blob, fields)
     masked = []
     for name in list(values):
         f = c.spec.field(name)
@@ -587,7 +593,7 @@ def update_record(hogo: Hogo, principal: Principal, file_code: str, record_id: s
             if f.required and f.name in cleared:
                 raise _validation_error([(f.name, "is required")])
         keys = writable_keys(hogo, db, c.row.id, c.row.data_key_version)
-        current = keys.open_record(rec.record_id, rec.blob)  # in memory only, to re-seal the whole record
+        current = _decrypt(keys, rec.record_id, rec.blob)  # in memory only, to re-seal the whole record
         merged = {k: v for k, v in current.items() if k not in cleared}
         merged.update(clean)
         now = hogo.clock.now()
@@ -1068,8 +1074,8 @@ def apply_correction(hogo: Hogo, approver: Principal, request_id: int, *, ctx: R
                            code="revision_conflict", details={"base_revision": req.base_revision,
                                                               "revision": rec.revision})
         keys = writable_keys(hogo, db, ref.id, ref.data_key_version)
-        new = keys.open_record(req.payload_binding, req.payload)  # in memory only
-        merged = {k: v for k, v in keys.open_record(rec.record_id, rec.blob).items() if k not in req.fields}
+        new = _decrypt(keys, req.payload_binding, req.payload)  # in memory only
+        merged = {k: v for k, v in _decrypt(keys, rec.record_id, rec.blob).items() if k not in req.fields}
         merged.update(new)
         now = hogo.clock.now()
         before = rec.revision
@@ -1156,10 +1162,10 @@ def correction_changes(hogo: Hogo, principal: Principal, request_id: int, *, ctx
     def shown(values: dict[str, str]) -> dict[str, str]:
         return {n: mask(v) if n in masked else v for n, v in values.items()}
 
-    before = shown(keys.open_record(req.record_id, before_blob, fields=wanted)) if before_blob is not None else {}
+    before = shown(_decrypt(keys, req.record_id, before_blob, fields=wanted)) if before_blob is not None else {}
     after = None
     if after_blob is not None and binding is not None:
-        after = shown(keys.open_record(binding, after_blob, fields=wanted))
+        after = shown(_decrypt(keys, binding, after_blob, fields=wanted))
     return CorrectionChanges(req.id, ref.code, req.record_id, tuple(wanted), before_rev, before, after_rev, after,
                              masked)
 
@@ -1250,7 +1256,7 @@ class ExportStream:
                 if pk not in got:  # deleted after the export was decided: not exported
                     continue
                 rid, blob = got[pk]
-                values = keys.open_record(rid, blob, fields=every)
+                values = _decrypt(keys, rid, blob, fields=every)
                 self.exported += 1
                 yield [rid, *(mask(values[n]) if n in masked and n in values else values.get(n, "") for n in fields)]
 
