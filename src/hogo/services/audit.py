@@ -17,16 +17,14 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, event, func, insert, select
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hogo.domain import merkle
 from hogo.domain.auditlog import TILE_HEIGHT, LogEntry, encode, format_ts
 from hogo.domain.events import Event, Outcome
-from hogo.store.models import AuditEvent, AuditNode
+from hogo.store.models import AuditEvent
 
-_AUDIT_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
-_NODES: Table = AuditNode.__table__  # type: ignore[assignment]
 _FORBIDDEN_DETAIL_KEYS = ("password", "secret", "token", "totp", "code", "my_number", "mynumber")
 _PENDING = "hogo.audit.pending"
 _INSTALLED = "hogo.audit.installed"
@@ -129,19 +127,24 @@ _EVENTS_SQL = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _REFS_SQL = "INSERT INTO audit_record_refs (seq, record_id, file_code) VALUES (?, ?, ?)"
+# The tiles (``extend_tiles``): stored leaf hashes or subtree roots of one range, and new roots.
+_LEAVES_SQL = "SELECT leaf_hash FROM audit_events WHERE seq >= ? AND seq < ? ORDER BY seq"
+_ROOTS_SQL = "SELECT hash FROM audit_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+_NODE_SQL = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)"
 
 
 @functools.cache
-def _statements(paramstyle: str) -> tuple[str, str, str]:
-    """The statements in the driver's parameter style (``?`` for sqlite3, ``%s`` for psycopg)."""
-    sql = (_HEAD_SQL, _EVENTS_SQL, _REFS_SQL)
-    return sql if paramstyle == "qmark" else tuple(q.replace("?", "%s") for q in sql)  # type: ignore[return-value]
+def _statements(paramstyle: str) -> tuple[str, ...]:
+    """The statements in the driver's parameter style (``?`` for sqlite3, ``%s`` for psycopg):
+    head, events, refs, leaves, roots, node."""
+    sql = (_HEAD_SQL, _EVENTS_SQL, _REFS_SQL, _LEAVES_SQL, _ROOTS_SQL, _NODE_SQL)
+    return sql if paramstyle == "qmark" else tuple(q.replace("?", "%s") for q in sql)
 
 
 def append(conn: Connection, entries: Sequence[LogEntry]) -> int:
     """Append ``entries`` in this transaction; returns the index of the first."""
     n = len(entries)
-    head_sql, events_sql, refs_sql = _statements(conn.dialect.paramstyle)
+    head_sql, events_sql, refs_sql = _statements(conn.dialect.paramstyle)[:3]
     sqlite = conn.dialect.name == "sqlite"
     # The head row's lock orders appenders; no head row (log not initialised) and nothing commits.
     end = int(conn.exec_driver_sql(head_sql, (n,)).scalar_one())
@@ -173,30 +176,33 @@ _details_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=
 
 
 def extend_tiles(conn: Connection, start: int, end: int, new_leaves: Sequence[bytes]) -> None:
-    """Store the roots of the 256-wide subtrees (levels 8, 16, …) that leaves [start, end) complete."""
+    """Store the roots of the 256-wide subtrees (levels 8, 16, …) that leaves [start, end) complete.
+
+    Driver-level statements, as ``append``'s: nearly every group of appends completes a tile, and
+    building the statements with SQLAlchemy cost more than hashing the tile."""
+    leaves_sql, roots_sql, node_sql = _statements(conn.dialect.paramstyle)[3:]
     level, lo, hi = 0, start, end
     fresh = dict(zip(range(start, end), new_leaves, strict=True))
     while hi // _TILE > lo // _TILE:
         made: dict[int, bytes] = {}
         for j in range(lo // _TILE, hi // _TILE):
             a, b = j * _TILE, (j + 1) * _TILE
-            items = _stored(conn, level, a, min(b, lo)) + [fresh[i] for i in range(max(a, lo), b)]
-            made[j] = merkle.root_of_leaves(items)
+            stored = _stored(conn, leaves_sql, roots_sql, level, a, min(b, lo))
+            made[j] = merkle.root_of_leaves(stored + [fresh[i] for i in range(max(a, lo), b)])
         level += TILE_HEIGHT
-        conn.execute(insert(_NODES), [{"level": level, "idx": j, "hash": h} for j, h in made.items()])
+        conn.exec_driver_sql(node_sql, [(level, j, h) for j, h in made.items()])
         lo, hi, fresh = lo // _TILE, hi // _TILE, made
 
 
-def _stored(conn: Connection, level: int, a: int, b: int) -> list[bytes]:
+def _stored(conn: Connection, leaves_sql: str, roots_sql: str, level: int, a: int, b: int) -> list[bytes]:
     """Hashes at ``level`` for indices [a, b) already in the database."""
     if a >= b:
         return []
     if level == 0:
-        q = select(_AUDIT_EVENTS.c.leaf_hash).where(_AUDIT_EVENTS.c.seq >= a, _AUDIT_EVENTS.c.seq < b)
-        hashes = list(conn.execute(q.order_by(_AUDIT_EVENTS.c.seq)).scalars())
+        rows = conn.exec_driver_sql(leaves_sql, (a, b)).fetchall()
     else:
-        q = select(_NODES.c.hash).where(_NODES.c.level == level, _NODES.c.idx >= a, _NODES.c.idx < b)
-        hashes = list(conn.execute(q.order_by(_NODES.c.idx)).scalars())
+        rows = conn.exec_driver_sql(roots_sql, (level, a, b)).fetchall()
+    hashes = [bytes(r[0]) for r in rows]
     if len(hashes) != b - a:
         raise RuntimeError(f"the log is missing hashes at level {level} in [{a}, {b})")
     return hashes
