@@ -198,14 +198,21 @@ def _stored(conn: Connection, leaves_sql: str, roots_sql: str, level: int, a: in
     """Hashes at ``level`` for indices [a, b) already in the database."""
     if a >= b:
         return []
+    hashes = read_hashes(conn, level, a, b, sql=(leaves_sql, roots_sql))
+    if len(hashes) != b - a:
+        raise RuntimeError(f"the log is missing hashes at level {level} in [{a}, {b})")
+    return hashes
+
+
+def read_hashes(conn: Connection, level: int, a: int, b: int, *, sql: tuple[str, str] | None = None) -> list[bytes]:
+    """The stored hashes at ``level`` (0: the leaves; 8, 16, …: subtree roots) for indices [a, b), in
+    order; fewer than asked when some are missing (the caller decides what that means)."""
+    leaves_sql, roots_sql = sql or _statements(conn.dialect.paramstyle)[3:5]
     if level == 0:
         rows = conn.exec_driver_sql(leaves_sql, (a, b)).fetchall()
     else:
         rows = conn.exec_driver_sql(roots_sql, (level, a, b)).fetchall()
-    hashes = [bytes(r[0]) for r in rows]
-    if len(hashes) != b - a:
-        raise RuntimeError(f"the log is missing hashes at level {level} in [{a}, {b})")
-    return hashes
+    return [bytes(r[0]) for r in rows]
 
 
 def count_failures_from(db: Session, *, client_addr: str, since: dt.datetime) -> int:

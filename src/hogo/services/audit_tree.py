@@ -32,7 +32,7 @@ from hogo.domain import merkle
 from hogo.domain.auditlog import TILE_HEIGHT
 from hogo.domain.events import Event, Outcome
 from hogo.errors import HogoError
-from hogo.services import delivery
+from hogo.services import audit, delivery
 from hogo.store.db import read_snapshot
 from hogo.store.models import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 
@@ -60,19 +60,14 @@ class TreeReader:
     def __init__(self, conn: Connection, cache: dict[tuple[int, int], bytes] | None = None) -> None:
         self.conn = conn
         self.cache = cache if cache is not None else {}
-        self._blocks: dict[tuple[int, int], list[bytes]] = {}
+        self._blocks: dict[tuple[int, int], list[list[bytes]]] = {}
 
     def size(self) -> int:
         return int(self.conn.execute(select(_HEAD.c.size).where(_HEAD.c.id == 1)).scalar_one())
 
     def level_hashes(self, level: int, a: int, b: int) -> list[bytes]:
         """Hashes of the complete nodes at a stored level (0 = leaves, 8, 16 …) for indices [a, b)."""
-        if level == 0:
-            q = select(_EVENTS.c.leaf_hash).where(_EVENTS.c.seq >= a, _EVENTS.c.seq < b).order_by(_EVENTS.c.seq)
-        else:
-            q = (select(_NODES.c.hash).where(_NODES.c.level == level, _NODES.c.idx >= a, _NODES.c.idx < b)
-                 .order_by(_NODES.c.idx))
-        hashes = [bytes(h) for h in self.conn.execute(q).scalars()]
+        hashes = audit.read_hashes(self.conn, level, a, b)
         if len(hashes) != b - a:
             raise LogUnavailable(f"the log is missing hashes at level {level} in [{a}, {b})")
         return hashes
@@ -84,34 +79,35 @@ class TreeReader:
         if hit is not None:
             return hit
         base = level - level % TILE_HEIGHT
-        width = 1 << (level - base)
-        first = idx * width
-        block = self._block(base, first - first % _TILE)
-        offset = first % _TILE
-        hashes = block[offset:offset + width]
-        if len(hashes) != width:
-            raise LogUnavailable(f"the log is missing hashes at level {base} in [{first}, {first + width})")
-        value = hashes[0] if width == 1 else merkle.root_of_leaves(hashes)
+        up = level - base
+        first = idx << up  # the subtree's first index at the stored level ``base``
+        levels = self._block_tree(base, first - first % _TILE)
+        at = (first % _TILE) >> up
+        if up >= len(levels) or at >= len(levels[up]):
+            raise LogUnavailable(f"the log is missing hashes at level {base} in [{first}, {first + (1 << up)})")
+        value = levels[up][at]
         if len(self.cache) >= _CACHE_LIMIT:
             self.cache.clear()
         self.cache[key] = value
         return value
 
-    def _block(self, level: int, start: int) -> list[bytes]:
-        """The stored hashes of one 256-wide block at a stored level, read once per reader: a proof's
-        siblings below the next stored level all lie in the same block."""
+    def _block_tree(self, level: int, start: int) -> list[list[bytes]]:
+        """The complete subtrees inside one 256-wide block at a stored level, read and hashed once per
+        reader: ``[hashes, pairs, quads, …]`` (a proof's siblings below the next stored level all lie in
+        the same block, and hashing the block's tree level by level costs what hashing those siblings
+        one by one does, without the per-node overhead). A block cut short (the log's right edge, or
+        missing hashes) has only the subtrees its hashes complete."""
         key = (level, start)
-        block = self._blocks.get(key)
-        if block is None:
-            if level == 0:
-                q = (select(_EVENTS.c.leaf_hash).where(_EVENTS.c.seq >= start, _EVENTS.c.seq < start + _TILE)
-                     .order_by(_EVENTS.c.seq))
-            else:
-                q = (select(_NODES.c.hash).where(_NODES.c.level == level, _NODES.c.idx >= start,
-                                                 _NODES.c.idx < start + _TILE).order_by(_NODES.c.idx))
-            block = [bytes(h) for h in self.conn.execute(q).scalars()]
-            self._blocks[key] = block
-        return block
+        tree = self._blocks.get(key)
+        if tree is None:
+            row = audit.read_hashes(self.conn, level, start, start + _TILE)
+            tree = [row]
+            sha = hashlib.sha256
+            while len(row) > 1:
+                row = [sha(b"\x01" + row[i] + row[i + 1]).digest() for i in range(0, len(row) - 1, 2)]
+                tree.append(row)
+            self._blocks[key] = tree
+        return tree
 
     def subtree(self, start: int, end: int) -> bytes:
         """MTH(D[start:end]) for ranges whose start is aligned (all that proofs and roots ask for)."""
