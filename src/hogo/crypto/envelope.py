@@ -69,6 +69,7 @@ class FileKeys:
             raise SealError("a file needs at least one data key")
         self.file_id = file_id
         self._aeads = {v: AESGCM(k) for v, k in deks.items()}
+        self._deks = dict(deks)  # in memory only; ``raw`` hands them to an import's sealing process
         self.current_version = max(deks) if current_version is None else current_version
         if self.current_version not in self._aeads:
             raise SealError(f"no data key of the current version {self.current_version} for file {file_id}")
@@ -82,6 +83,11 @@ class FileKeys:
             own = [i for i in index_keys if i <= v]
             self._index_of[v] = max(own) if own else min(index_keys)
         self._parts: dict[int, dict[str, tuple[bytes, bytes]]] = {}
+
+    def raw(self) -> tuple[int, dict[int, bytes], dict[int, bytes], int]:
+        """What makes these keys again (``FileKeys(*raw)``): for an import's sealing process only, over
+        its private pipe (services/import_sealer.py); never to be stored or logged."""
+        return self.file_id, dict(self._deks), dict(self._index_keys), self.current_version
 
     @property
     def versions(self) -> frozenset[int]:

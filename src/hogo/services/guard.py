@@ -12,6 +12,7 @@ closed: no record, no access). My Numbers and other identification codes are mas
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import datetime as dt
@@ -53,6 +54,7 @@ from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.services.files import file_by_code, file_keys, import_plan, load_spec, marks_view, writable_keys
 from hogo.services.grants import candidate_grants
+from hogo.services.import_sealer import Sealer, stream_size
 from hogo.store.bulk import insert_many
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
 
@@ -762,6 +764,7 @@ def import_records(
     import leaves only whole good rows. ``atomic``: all rows or none (one transaction, committed only
     when no row is bad).
     """
+    size = stream_size(stream)
     header, rows = _csv_cells(stream, encoding=encoding, mapping=mapping)
     batch_size = hogo.settings.import_batch_rows
     with hogo.unit_of_work(readonly=True) as db:
@@ -788,8 +791,11 @@ def import_records(
     # A column named twice counts once, its last occurrence (as a row read into a dict).
     last = {name: i for i, name in enumerate(header)}
     id_index = last.get(id_column)
-    normalise_row = cells_normaliser(c.spec, [h if last[h] == i and h in data_columns else None
-                                              for i, h in enumerate(header)])
+    columns = [h if last[h] == i and h in data_columns else None for i, h in enumerate(header)]
+    normalise_row = cells_normaliser(c.spec, columns)
+    # A large CSV: rows are validated and sealed by a worker process (a second CPU) while this one writes.
+    parallel = (hogo.settings.import_workers > 0 and size is not None
+                and size >= hogo.settings.import_parallel_min_bytes)
     next_id = _RecordIds()
     # All or nothing: one transaction for the whole import (holding this process's SQLite write lock).
     atomic_lock = hogo.sqlite_write_lock if (atomic and hogo.settings.is_sqlite) else None
@@ -837,7 +843,105 @@ def import_records(
         settle()
         in_flight = writer.submit(write, sealed)
 
+    def parallel_import() -> None:
+        """The loop below with a worker process validating and sealing (services/import_sealer.py): this
+        thread parses, plans key versions, sends a chunk ahead and writes the one before, in order; the
+        worker's answers are taken row by row exactly as the loop below takes its own results."""
+        nonlocal total, imported, keys, filled
+        sealer = Sealer(c.spec, columns, keys)
+        sent: collections.deque[list[tuple[int, str, bool]]] = collections.deque()
+
+        def send(chunk: list[tuple[int, str, bool]], cells: list[tuple[str, list[str]]]) -> None:
+            nonlocal keys, filled
+            plan = None
+            if session is None:  # new key versions as buckets fill, planned for every row sent
+                with hogo.unit_of_work() as db:
+                    keys, plan, filled = import_plan(hogo, db, c.row.id, len(chunk), filled)
+            sealer.submit(cells, plan, hogo.clock.now(), keys)
+            sent.append(chunk)
+            if progress:
+                progress(total)
+
+        def receive() -> None:
+            nonlocal imported
+            chunk = sent.popleft()
+            problems, good, index_entries = sealer.result()
+            bad = dict(problems)
+            sealed_of = {g[0]: g for g in good}
+            kept: dict[int, str] = {}
+            out_rows: list[tuple[int, str, str | None, bytes]] = []
+            versions: list[int] = []
+            fields: list[tuple[str, ...]] = []
+            dispose: list[dt.date | None] = []
+            given_here: list[int] = []
+            for pos, (n, rid, id_given) in enumerate(chunk):
+                if rid in seen_ids:
+                    rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
+                    continue
+                row_problems = bad.get(pos)
+                if row_problems:
+                    rejected.extend(RowProblem(n, f, r) for f, r in row_problems)
+                    continue
+                _, segment, blob, version, names, due = sealed_of[pos]
+                if seg_field:
+                    ok = segment_ok.get(segment)
+                    if ok is None:
+                        ok = segment_ok[segment] = _decide(hogo, c, Action.CREATE, fields=data_columns,
+                                                           segment=segment).allowed
+                    if not ok:
+                        rejected.append(RowProblem(n, seg_field, "this record is outside the records your grants "
+                                                                 "cover"))
+                        continue
+                seen_ids.add(rid)
+                if id_given:
+                    given_here.append(len(out_rows))
+                kept[pos] = rid
+                out_rows.append((n, rid, segment, blob))
+                versions.append(version)
+                fields.append(names)
+                dispose.append(due)
+            if not out_rows:
+                return
+            index = [(name, digest, kept[pos]) for name, digest, pos in index_entries if pos in kept]
+            written, refused = write(_Sealed(out_rows, versions, index, fields, given_here, dispose))
+            rejected.extend(refused)
+            imported += len(written)
+            sample.extend(written[: max(0, 10 - len(sample))])
+
+        try:
+            chunk: list[tuple[int, str, bool]] = []
+            cells_out: list[tuple[str, list[str]]] = []
+            for n, cells, problem in rows:
+                total += 1
+                if cells is None:
+                    rejected.append(RowProblem(n, "*", problem or "unreadable"))
+                    continue
+                rid = cells[id_index].strip() if id_index is not None else ""
+                id_given = bool(rid)
+                if rid:
+                    if not RECORD_ID_RE.fullmatch(rid):
+                        rejected.append(RowProblem(n, id_column, "not a valid record ID"))
+                        continue
+                else:
+                    rid = next_id()
+                chunk.append((n, rid, id_given))
+                cells_out.append((rid, cells))
+                if len(chunk) >= batch_size:
+                    send(chunk, cells_out)
+                    chunk, cells_out = [], []
+                    if len(sent) > 1:  # one chunk ahead: the worker seals it while this one is written
+                        receive()
+            if chunk:
+                send(chunk, cells_out)
+            while sent:
+                receive()
+        finally:
+            sealer.close()
+
     try:
+        if parallel:
+            parallel_import()
+            rows = iter(())
         batch: _Batch = []
         for n, cells, problem in rows:
             total += 1
