@@ -52,7 +52,15 @@ from hogo.errors import Conflict, Forbidden, NotFound, Unreadable, ValidationFai
 from hogo.services import approvals, audit, audit_tree, integrity
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
-from hogo.services.files import file_by_code, file_keys, import_plan, load_spec, marks_view, writable_keys
+from hogo.services.files import (
+    advance_key_version,
+    file_by_code,
+    file_keys,
+    import_plan,
+    load_spec,
+    marks_view,
+    writable_keys,
+)
 from hogo.services.grants import candidate_grants
 from hogo.services.import_sealer import Sealer, stream_size
 from hogo.store.bulk import insert_many
@@ -836,7 +844,7 @@ def import_records(
         nonlocal filled
         plan = None
         if session is None:  # new key versions as buckets fill (erasure, services/erasure.py)
-            with hogo.unit_of_work() as db:
+            with hogo.unit_of_work(readonly=True) as db:  # never waits for the batch being written
                 keys, plan, filled = import_plan(hogo, db, c.row.id, len(batch), filled)
         sealed = _seal_batch(keys, c.spec, batch, given, hogo.clock.now(), plan)
         given.clear()
@@ -855,7 +863,7 @@ def import_records(
             nonlocal keys, filled
             plan = None
             if session is None:  # new key versions as buckets fill, planned for every row sent
-                with hogo.unit_of_work() as db:
+                with hogo.unit_of_work(readonly=True) as db:
                     keys, plan, filled = import_plan(hogo, db, c.row.id, len(chunk), filled)
             sealer.submit(cells, plan, hogo.clock.now(), keys)
             sent.append(chunk)
@@ -1088,6 +1096,9 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
         ids = [rid for _, rid, _, _ in rows]
     now = hogo.clock.now()
     uid = c.principal.user_id
+    top = max(versions)
+    if top > c.row.data_key_version:  # key versions the import started (files.import_plan) become the file's
+        advance_key_version(db, c.row.id, top)
     insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob", "dispose_after"),
                 [(rid, segment, version, blob, due)
                  for (_, rid, segment, blob), due, version in zip(rows, dispose, versions, strict=True)],
