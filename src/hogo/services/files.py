@@ -425,9 +425,10 @@ def import_plan(hogo: Hogo, db: Session, file_id: int, rows: int, filled: tuple[
         plan.append((current, min(room, left)))
         left -= plan[-1][1]
     if left > 0:  # the new buckets' keys made in one go
-        for current in _put_new_versions(hogo, file_id, current, -(-left // size)):
-            plan.append((current, min(size, left)))
+        for version in _put_new_versions(hogo, file_id, current, -(-left // size)):
+            plan.append((version, min(size, left)))
             left -= plan[-1][1]
+        current = plan[-1][0]
     if not plan:
         last = (current, n)
     elif len(plan) == 1 and room:  # all in the bucket that was current
