@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
@@ -192,13 +192,13 @@ def _access_entry(hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *, re
                        file_code=c.row.code, purpose=c.purpose, records=records, fields=fields)
 
 
-def _versions(c: _Context, rows: Sequence[tuple[str, int, str | None, bytes]], *, deleted: bool = False
-              ) -> dict[str, Any] | None:
+def _versions(c: _Context, rows: Sequence[tuple[str, int, str | None, bytes]], *, deleted: bool = False,
+              hashes: Sequence[str] | None = None) -> dict[str, Any] | None:
     """For an integrity-2 file, the hashes of the stored versions a write leaves (or, ``deleted``, removes),
     for its log entry: the signed log then vouches for each record version (SEC-133(2), services/integrity.py)."""
     if not integrity.applies(c.row.integrity):
         return None
-    return integrity.version_details(c.row.code, rows, deleted=deleted)
+    return integrity.version_details(c.row.code, rows, deleted=deleted, hashes=hashes)
 
 
 def _record_access(db: Session, hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *,
@@ -856,7 +856,7 @@ def import_records(
         thread parses, plans key versions, sends a chunk ahead and writes the one before, in order; the
         worker's answers are taken row by row exactly as the loop below takes its own results."""
         nonlocal total, imported, keys, filled
-        sealer = Sealer(c.spec, columns, keys)
+        sealer = Sealer(c.spec, columns, keys, c.row.code if integrity.applies(c.row.integrity) else None)
         sent: collections.deque[list[tuple[int, str, bool]]] = collections.deque()
 
         def send(chunk: list[tuple[int, str, bool]], cells: list[tuple[str, list[str]]]) -> None:
@@ -881,6 +881,7 @@ def import_records(
             versions: list[int] = []
             fields: list[tuple[str, ...]] = []
             dispose: list[dt.date | None] = []
+            hashes: list[str | None] = []
             given_here: list[int] = []
             for pos, (n, rid, id_given) in enumerate(chunk):
                 if rid in seen_ids:
@@ -890,7 +891,7 @@ def import_records(
                 if row_problems:
                     rejected.extend(RowProblem(n, f, r) for f, r in row_problems)
                     continue
-                _, segment, blob, version, names, due = sealed_of[pos]
+                _, segment, blob, version, names, due, version_hash = sealed_of[pos]
                 if seg_field:
                     ok = segment_ok.get(segment)
                     if ok is None:
@@ -908,10 +909,12 @@ def import_records(
                 versions.append(version)
                 fields.append(names)
                 dispose.append(due)
+                hashes.append(version_hash)
             if not out_rows:
                 return
             index = [(name, digest, kept[pos]) for name, digest, pos in index_entries if pos in kept]
-            written, refused = write(_Sealed(out_rows, versions, index, fields, given_here, dispose))
+            written, refused = write(_Sealed(out_rows, versions, index, fields, given_here, dispose,
+                                             None if None in hashes else hashes))  # type: ignore[arg-type]
             rejected.extend(refused)
             imported += len(written)
             sample.extend(written[: max(0, 10 - len(sample))])
@@ -1035,6 +1038,7 @@ class _Sealed:
     fields: list[tuple[str, ...]]
     given: list[int]  # the rows whose record ID came from the CSV
     dispose: list[dt.date | None] = dataclasses.field(default_factory=list)  # per row (retention)
+    hashes: list[str] | None = None  # per row, the stored version's hash (integrity 2), if made already
 
 
 def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch, given: Sequence[int] = (),
@@ -1082,6 +1086,7 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
     rows = sealed.rows
     index = sealed.index
     row_fields = sealed.fields
+    hashes = sealed.hashes
     if existing:
         refused = [RowProblem(n, "record_id", f"record {rid!r} already exists in this file")
                    for n, rid, _, _ in rows if rid in existing]
@@ -1090,6 +1095,7 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
         dispose = [sealed.dispose[i] for i in kept]
         versions = [sealed.versions[i] for i in kept]
         row_fields = [row_fields[i] for i in kept]
+        hashes = None if hashes is None else [hashes[i] for i in kept]
         index = [i for i in index if i[2] not in existing]
         if not rows:
             return [], refused
@@ -1099,18 +1105,29 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
     top = max(versions)
     if top > c.row.data_key_version:  # key versions the import started (files.import_plan) become the file's
         advance_key_version(db, c.row.id, top)
-    insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob", "dispose_after"),
-                [(rid, segment, version, blob, due)
-                 for (_, rid, segment, blob), due, version in zip(rows, dispose, versions, strict=True)],
-                constants={"file_id": c.row.id, "revision": 1, "created_at": now, "created_by_id": uid,
-                           "updated_at": now, "updated_by_id": uid})
-    pk_of = dict(db.execute(select(Record.record_id, Record.id).where(
-        Record.file_id == c.row.id, Record.record_id.in_(ids))).all())
+    constants = {"file_id": c.row.id, "revision": 1, "created_at": now, "created_by_id": uid, "updated_at": now,
+                 "updated_by_id": uid}
+    if hogo.settings.is_sqlite:
+        # The records' keys given, as SQLite would choose them (the largest + 1; the transaction holds
+        # the database's one write lock): the index rows need them, and no query has to look them up.
+        first = (db.scalar(select(func.max(Record.id))) or 0) + 1
+        insert_many(db, _RECORDS, ("id", "record_id", "segment", "key_version", "blob", "dispose_after"),
+                    [(pk, rid, segment, version, blob, due) for pk, (_, rid, segment, blob), due, version
+                     in zip(range(first, first + len(rows)), rows, dispose, versions, strict=True)],
+                    constants=constants)
+        pk_of = dict(zip(ids, range(first, first + len(ids)), strict=True))
+    else:
+        insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob", "dispose_after"),
+                    [(rid, segment, version, blob, due)
+                     for (_, rid, segment, blob), due, version in zip(rows, dispose, versions, strict=True)],
+                    constants=constants)
+        pk_of = dict(db.execute(select(Record.record_id, Record.id).where(
+            Record.file_id == c.row.id, Record.record_id.in_(ids))).all())
     insert_many(db, _RECORD_INDEX, ("field", "digest", "record_pk"),
                 [(name, digest, pk_of[rid]) for name, digest, rid in index], constants={"file_id": c.row.id})
     _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=ids,
                    fields=sorted({f for names in row_fields for f in names}), decision=d,
-                   extra=_versions(c, [(rid, 1, segment, blob) for _, rid, segment, blob in rows]))
+                   extra=_versions(c, [(rid, 1, segment, blob) for _, rid, segment, blob in rows], hashes=hashes))
     _touch_grants(db, hogo, _grants_to_touch(hogo, d))
     return ids, refused
 

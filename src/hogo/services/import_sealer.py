@@ -26,16 +26,19 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from hogo.crypto.envelope import FileKeys
 from hogo.domain.files import FileSpec, cells_normaliser
+from hogo.domain.record_versions import hasher
 from hogo.domain.retention import dispose_after
 
 _LEN = struct.Struct(">Q")
 
 RawKeys = tuple[int, dict[int, bytes], dict[int, bytes], int]  # file id, data keys, index keys, current
+# A good row: position, segment, blob, key version, fields with values, due date, version hash (or None)
+Good = tuple[int, str | None, bytes, int, tuple[str, ...], dt.date | None, str | None]
 
 
 class SealerFailed(RuntimeError):
@@ -64,11 +67,13 @@ def _recv(fh: IO[bytes]) -> Any:
 
 
 def seal_chunk(keys: FileKeys, spec: FileSpec, check: Any, rows: Sequence[tuple[str, Sequence[str]]],
-               plan: Sequence[tuple[int, int]] | None, now: dt.datetime) -> tuple[Any, Any, Any]:
+               plan: Sequence[tuple[int, int]] | None, now: dt.datetime,
+               version_hash: Callable[[str, int, str | None, bytes], str] | None = None) -> tuple[Any, Any, Any]:
     """Validate and seal rows ``(record ID, cells)``; row ``i`` goes under the version of slot ``i`` of
     ``plan`` (``None``: all under the current version). Returns ``(problems, good, index)``: the bad rows
     ``[(position, [(field, reason)…])]``, the good ones ``[(position, segment, blob, version, fields,
-    dispose)]`` and their blind-index entries ``[(field, digest, position)]`` in index order."""
+    dispose, hash)]`` (``hash``: the stored version's, ``domain.record_versions``, for an integrity-2
+    file; else ``None``) and their blind-index entries ``[(field, digest, position)]`` in index order."""
     slots: list[int] = []
     for version, count in plan or [(keys.current_version, len(rows))]:
         slots += [version] * count
@@ -84,13 +89,15 @@ def seal_chunk(keys: FileKeys, spec: FileSpec, check: Any, rows: Sequence[tuple[
     indexed = [f.name for f in spec.fields if f.indexed]
     blind = keys.blind_index
     one_date = dispose_after(spec, {}, now) if spec.retention_from is None else None
-    good: list[tuple[int, str | None, bytes, int, tuple[str, ...], dt.date | None]] = []
+    good: list[Good] = []
     index: list[tuple[str, bytes, int]] = []
     for version, part in runs.items():
         _, blobs = keys.seal_records([(rid, clean) for _, rid, clean in part], version)
-        for (pos, _, clean), blob in zip(part, blobs, strict=True):
-            good.append((pos, clean.get(seg_field) if seg_field else None, blob, version, tuple(clean),
-                         one_date if spec.retention_from is None else dispose_after(spec, clean, now)))
+        for (pos, rid, clean), blob in zip(part, blobs, strict=True):
+            segment = clean.get(seg_field) if seg_field else None
+            good.append((pos, segment, blob, version, tuple(clean),
+                         one_date if spec.retention_from is None else dispose_after(spec, clean, now),
+                         version_hash(rid, 1, segment, blob) if version_hash is not None else None))
         index += [(name, blind(name, clean[name], version), pos) for name in indexed
                   for pos, _, clean in part if name in clean]
     good.sort()
@@ -121,18 +128,20 @@ def worker(inp: IO[bytes], out: IO[bytes]) -> None:
     spec: FileSpec | None = None
     check: Any = None
     keys: FileKeys | None = None
+    version_hash: Callable[[str, int, str | None, bytes], str] | None = None
     while (msg := inbox.get()) is not None:
         try:
             kind = msg[0]
             if kind == "init":
-                _, spec, columns, raw = msg
+                _, spec, columns, raw, hash_code = msg
                 check = cells_normaliser(spec, columns)
                 keys = _keys(raw)
+                version_hash = hasher(hash_code) if hash_code is not None else None
             elif kind == "keys":
                 keys = _keys(msg[1])
             elif kind == "seal":
                 assert spec is not None and keys is not None
-                _send(out, ("sealed", *seal_chunk(keys, spec, check, msg[1], msg[2], msg[3])))
+                _send(out, ("sealed", *seal_chunk(keys, spec, check, msg[1], msg[2], msg[3], version_hash)))
             else:
                 raise ValueError("unknown message")
         except BaseException as exc:  # reported by type only: a message may hold a value
@@ -151,9 +160,11 @@ def main() -> None:
 
 class Sealer:
     """The server's handle on one worker: ``submit`` chunks, read their ``result`` in the same order,
-    ``close`` when done (always: it is torn down, killed if it does not exit)."""
+    ``close`` when done (always: it is torn down, killed if it does not exit). ``hash_code``: the file's
+    code when its records' versions go into the log (integrity 2): the worker hashes them too."""
 
-    def __init__(self, spec: FileSpec, columns: Sequence[str | None], keys: FileKeys) -> None:
+    def __init__(self, spec: FileSpec, columns: Sequence[str | None], keys: FileKeys,
+                 hash_code: str | None = None) -> None:
         self._proc = subprocess.Popen(  # this interpreter, this module, no shell
             [sys.executable, "-m", "hogo.services.import_sealer"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, close_fds=True)
@@ -161,7 +172,7 @@ class Sealer:
         self._in: IO[bytes] = self._proc.stdin
         self._out: IO[bytes] = self._proc.stdout
         self._keys: FileKeys = keys
-        self._send(("init", spec, list(columns), keys.raw()))
+        self._send(("init", spec, list(columns), keys.raw(), hash_code))
 
     @property
     def pid(self) -> int:
@@ -184,9 +195,7 @@ class Sealer:
             self._keys = keys
         self._send(("seal", rows, plan, now))
 
-    def result(self) -> tuple[list[tuple[int, list[tuple[str, str]]]],
-                              list[tuple[int, str | None, bytes, int, tuple[str, ...], dt.date | None]],
-                              list[tuple[str, bytes, int]]]:
+    def result(self) -> tuple[list[tuple[int, list[tuple[str, str]]]], list[Good], list[tuple[str, bytes, int]]]:
         try:
             msg = _recv(self._out)
         except (EOFError, OSError):
