@@ -200,7 +200,7 @@ def test_the_worker_gets_keys_only_over_its_pipe_and_reports_failures_without_va
         proc = Path(f"/proc/{sealer.pid}")
         argv = (proc / "cmdline").read_bytes().split(b"\0")
         assert argv[1:3] == [b"-m", b"hogo.services.import_sealer"] and argv[3:] == [b""]
-        file_id, deks, index_keys, _ = keys.raw()
+        _, deks, index_keys, _ = keys.raw()
         secrets_ = [k for k in (*deks.values(), *index_keys.values())]
         environ = (proc / "environ").read_bytes()
         assert not any(k in environ or k.hex().encode() in environ for k in secrets_)
