@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,9 @@ def test_the_worker_gets_keys_only_over_its_pipe_and_reports_failures_without_va
     sealer, keys = _sealer_for(tmp_path)
     try:
         proc = Path(f"/proc/{sealer.pid}")
-        argv = (proc / "cmdline").read_bytes().split(b"\0")
+        deadline = time.monotonic() + 10
+        while b"-m" not in (argv := (proc / "cmdline").read_bytes().split(b"\0")) and time.monotonic() < deadline:
+            time.sleep(0.01)  # between fork and exec
         assert argv[1:3] == [b"-m", b"hogo.services.import_sealer"] and argv[3:] == [b""]
         _, deks, index_keys, _ = keys.raw()
         secrets_ = [k for k in (*deks.values(), *index_keys.values())]
