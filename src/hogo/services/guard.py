@@ -880,7 +880,7 @@ def import_records(
             versions: list[int] = []
             fields: list[tuple[str, ...]] = []
             dispose: list[dt.date | None] = []
-            hashes: list[str | None] = []
+            digests: list[str | None] = []
             given_here: list[int] = []
             for pos, (n, rid, id_given) in enumerate(chunk):
                 if rid in seen_ids:
@@ -908,12 +908,12 @@ def import_records(
                 versions.append(version)
                 fields.append(names)
                 dispose.append(due)
-                hashes.append(version_hash)
+                digests.append(version_hash)
             if not out_rows:
                 return
             index = [(name, digest, kept[pos]) for name, digest, pos in index_entries if pos in kept]
             sealed = _Sealed(out_rows, versions, index, fields, given_here, dispose,
-                             None if None in hashes else hashes)  # type: ignore[arg-type]
+                             None if None in digests else digests)  # type: ignore[arg-type]
             if session is not None:  # atomic: one transaction, committed at the end
                 count(*write(sealed))
             else:
@@ -1144,7 +1144,7 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
     rows = sealed.rows
     index = sealed.index
     row_fields = sealed.fields
-    hashes = sealed.hashes
+    version_digests = sealed.hashes
     if existing:
         refused = [RowProblem(n, "record_id", f"record {rid!r} already exists in this file")
                    for n, rid, _, _ in rows if rid in existing]
@@ -1153,7 +1153,7 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
         dispose = [sealed.dispose[i] for i in kept]
         versions = [sealed.versions[i] for i in kept]
         row_fields = [row_fields[i] for i in kept]
-        hashes = None if hashes is None else [hashes[i] for i in kept]
+        version_digests = None if version_digests is None else [version_digests[i] for i in kept]
         index = [i for i in index if i[2] not in existing]
         if not rows:
             return [], refused
@@ -1185,7 +1185,8 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
                 [(name, digest, pk_of[rid]) for name, digest, rid in index], constants={"file_id": c.row.id})
     _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=ids,
                    fields=sorted({f for names in row_fields for f in names}), decision=d,
-                   extra=_versions(c, [(rid, 1, segment, blob) for _, rid, segment, blob in rows], hashes=hashes))
+                   extra=_versions(c, [(rid, 1, segment, blob) for _, rid, segment, blob in rows],
+                                    hashes=version_digests))
     _touch_grants(db, hogo, _grants_to_touch(hogo, d))
     return ids, refused
 
