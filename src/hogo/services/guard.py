@@ -971,9 +971,6 @@ def import_records(
         try:
             chunk: list[tuple[int, str, bool]] = []
             cells_out: list[tuple[str, list[str]]] = []
-            # The first chunks are smaller (an eighth of a batch, then doubling): the first write starts
-            # as soon as the worker is up and has sealed a few hundred rows, not a whole batch.
-            limit = min(batch_size, max(256, batch_size // 8))
             for n, cells, problem in rows:
                 total += 1
                 if cells is None:
@@ -989,10 +986,9 @@ def import_records(
                     rid = next_id()
                 chunk.append((n, rid, id_given))
                 cells_out.append((rid, cells))
-                if len(chunk) >= limit:
+                if len(chunk) >= batch_size:
                     send(chunk, cells_out)
                     chunk, cells_out = [], []
-                    limit = min(batch_size, limit * 2)
                     if len(sent) > 1:  # one chunk ahead: the worker seals it while this one is written
                         receive()
             if chunk:
