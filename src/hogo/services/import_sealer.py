@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import os
 import pickle
 import queue
 import struct
@@ -112,9 +113,10 @@ def _keys(raw: RawKeys) -> FileKeys:
     return FileKeys(file_id, deks, index_keys, current)
 
 
-def worker(inp: IO[bytes], out: IO[bytes]) -> None:
-    """The worker's loop: ``("init", spec, columns, keys)``, then ``("keys", keys)`` and ``("seal", rows,
-    plan, now)`` messages, each seal answered in order; end of input (or ``None``): exit."""
+def worker(inp: IO[bytes], out: IO[bytes]) -> bool:
+    """The worker's loop: ``("init", spec, columns, keys, hash_code)``, then ``("keys", keys)`` and
+    ``("seal", rows, plan, now)`` messages, each seal answered in order; end of input: done (True). A
+    failure is answered with its type name and ends the loop (False)."""
     # Messages are read by their own thread, so the server never blocks writing a chunk while this
     # process blocks writing an answer (both pipes full).
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -148,7 +150,8 @@ def worker(inp: IO[bytes], out: IO[bytes]) -> None:
                 raise ValueError("unknown message")
         except BaseException as exc:  # reported by type only: a message may hold a value
             _send(out, ("error", type(exc).__name__))
-            return
+            return False
+    return True
 
 
 def main() -> None:
@@ -157,7 +160,14 @@ def main() -> None:
     # The reader thread gets the interpreter back within 0.1 ms (not 5) after each read from the pipe,
     # so the server is never kept waiting to hand over the next chunk while this one is sealed.
     sys.setswitchinterval(1e-4)
-    worker(sys.stdin.buffer, out)
+    status = 1
+    try:
+        status = 0 if worker(sys.stdin.buffer, out) else 1
+    finally:
+        # Nothing to flush or clean up (every answer is flushed as sent; the keys live in this process's
+        # memory only): exit at once, so the import that closed the pipe is not kept waiting for the
+        # interpreter to wind down.
+        os._exit(status)
 
 
 # ---------------------------------------------------------------------------- the server's side
