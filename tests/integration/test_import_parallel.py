@@ -108,11 +108,12 @@ def _bucket_sizes(org: Org, code: str) -> list[int]:
                                          .group_by(Record.key_version).order_by(Record.key_version)).all()]
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "shift_jis"])
+@pytest.mark.parametrize(("encoding", "workers"), [("utf-8", 1), ("shift_jis", 1), ("utf-8", 2)])
 @pytest.mark.parametrize("atomic", [False, True])
 def test_the_worker_path_gives_what_the_serial_path_gives_ANON_5_MN_6a_SEC_45(
-        org: Org, monkeypatch: pytest.MonkeyPatch, atomic: bool, encoding: str):
+        org: Org, monkeypatch: pytest.MonkeyPatch, atomic: bool, encoding: str, workers: int):
     hogo, ito = org.inst.hogo, org.p("clerk.ito")
+    monkeypatch.setattr(hogo, "settings", dataclasses.replace(hogo.settings, import_workers=workers))
     body = _messy_csv().encode("utf-8" if encoding == "utf-8" else "cp932")
     existing = f"R900,E900,既存,{_mn(900)},KYUYO,0\n".encode()
     reports = {}

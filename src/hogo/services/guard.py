@@ -856,22 +856,29 @@ def import_records(
         thread parses, plans key versions, sends a chunk ahead and writes the one before, in order; the
         worker's answers are taken row by row exactly as the loop below takes its own results."""
         nonlocal total, imported, keys, filled
-        sealer = Sealer(c.spec, columns, keys, c.row.code if integrity.applies(c.row.integrity) else None)
-        sent: collections.deque[list[tuple[int, str, bool]]] = collections.deque()
+        hash_code = c.row.code if integrity.applies(c.row.integrity) else None
+        sealers: list[Sealer] = []
+        sent: collections.deque[tuple[list[tuple[int, str, bool]], Sealer]] = collections.deque()
+        chunks_sent = 0
 
         def send(chunk: list[tuple[int, str, bool]], cells: list[tuple[str, list[str]]]) -> None:
-            nonlocal keys, filled
+            nonlocal keys, filled, chunks_sent
             plan = None
             if session is None:  # new key versions as buckets fill, planned for every row sent
                 with hogo.unit_of_work(readonly=True) as db:
                     keys, plan, filled = import_plan(hogo, db, c.row.id, len(chunk), filled)
+            # Chunks go to the workers in turn and their answers are taken in the same turn (in order).
+            if len(sealers) < max(1, hogo.settings.import_workers):
+                sealers.append(Sealer(c.spec, columns, keys, hash_code))
+            sealer = sealers[chunks_sent % len(sealers)]
+            chunks_sent += 1
             sealer.submit(cells, plan, hogo.clock.now(), keys)
-            sent.append(chunk)
+            sent.append((chunk, sealer))
             if progress:
                 progress(total)
 
         def receive() -> None:
-            chunk = sent.popleft()
+            chunk, sealer = sent.popleft()
             problems, good, index_entries = sealer.result()
             bad = dict(problems)
             sealed_of = {g[0]: g for g in good}
@@ -989,7 +996,7 @@ def import_records(
                 if len(chunk) >= batch_size:
                     send(chunk, cells_out)
                     chunk, cells_out = [], []
-                    if len(sent) > 1:  # one chunk ahead: the worker seals it while this one is written
+                    if len(sent) > len(sealers):  # a chunk ahead per worker: sealed while this one is written
                         receive()
             if chunk:
                 send(chunk, cells_out)
@@ -1001,7 +1008,8 @@ def import_records(
                 done, _, _, release = committing.pop()
                 wait([done])
                 release()
-            sealer.close()
+            for sealer in sealers:
+                sealer.close()
 
     try:
         if parallel:
