@@ -852,9 +852,9 @@ def import_records(
         in_flight = writer.submit(write, sealed)
 
     def parallel_import() -> None:
-        """The loop below with a worker process validating and sealing (services/import_sealer.py): this
-        thread parses, plans key versions, sends a chunk ahead and writes the one before, in order; the
-        worker's answers are taken row by row exactly as the loop below takes its own results."""
+        """The loop below with worker processes validating and sealing (services/import_sealer.py): this
+        thread parses, plans key versions, sends a chunk ahead per worker and writes the one before, in
+        order; the workers' answers are taken row by row exactly as the loop below takes its own results."""
         nonlocal total, imported, keys, filled
         hash_code = c.row.code if integrity.applies(c.row.integrity) else None
         sealers: list[Sealer] = []

@@ -8,8 +8,8 @@ through ``subprocess``: nothing of the server's threads or state is inherited). 
 over its standard input and output only: length-prefixed pickles, in memory. The data keys it needs
 reach it only that way (never a file, an argument, the environment or a log); it keeps nothing when it
 exits. Its standard error goes nowhere, and it reports a failure by the exception's type name alone, so
-no value of a row can reach a log through it (MN-6a). One worker per import, torn down when the import
-ends, however it ends.
+no value of a row can reach a log through it (MN-6a). Workers belong to one import (``import_workers`` of
+them, one by default) and are torn down when it ends, however it ends.
 
 Chunks are sealed optimistically: the server plans key versions for every row it sends, before the
 worker has said which rows are good; a row refused later leaves its slot of the bucket unused (a
