@@ -128,20 +128,18 @@ class FileKeys:
         nonces = os.urandom(12 * sum(len(values) for _, values in records))
         pos = 0
         blobs = []
+        pack = _LEN.pack
+        join = b"".join
         for record_id, values in records:
             prefix = record_prefix + record_id.encode() + b"|field:"
             parts = [head]
-            add = parts.append
             for field, value in values.items():
                 name, aad_tail = parts_of.get(field) or self._new_field_parts(version, field)
                 nonce = nonces[pos:pos + 12]
                 pos += 12
                 ct = encrypt(nonce, value.encode("utf-8"), prefix + aad_tail)
-                add(name)
-                add(_LEN.pack(len(ct) + 12))
-                add(nonce)
-                add(ct)
-            blobs.append(b"".join(parts))
+                parts += (name, pack(len(ct) + 12), nonce, ct)
+            blobs.append(join(parts))
         return version, blobs
 
     def _field_parts(self, version: int) -> dict[str, tuple[bytes, bytes]]:
