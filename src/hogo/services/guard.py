@@ -878,6 +878,7 @@ def import_records(
                 progress(total)
 
         def receive() -> None:
+            nonlocal imported
             chunk, sealer = sent.popleft()
             problems, good, index_entries = sealer.result()
             bad = dict(problems)
@@ -921,59 +922,10 @@ def import_records(
             index = [(name, digest, kept[pos]) for name, digest, pos in index_entries if pos in kept]
             sealed = _Sealed(out_rows, versions, index, fields, given_here, dispose,
                              None if None in digests else digests)  # type: ignore[arg-type]
-            if session is not None:  # atomic: one transaction, committed at the end
-                count(*write(sealed))
-            else:
-                write_and_commit(sealed)
-
-        def count(written: list[str], refused: list[RowProblem]) -> None:
-            nonlocal imported
+            written, refused = write(sealed)
             rejected.extend(refused)
             imported += len(written)
             sample.extend(written[: max(0, 10 - len(sample))])
-
-        # A batch is written here and committed by the writer thread: the commit (the log's entry, then
-        # the wait for the disk) overlaps taking the next chunk from the worker. The batch is counted once
-        # its commit has succeeded; the next batch is written only then. The write lock (SQLite) is taken
-        # and released by this thread, around the write and its commit.
-        committing: list[tuple[Future[None], list[str], list[RowProblem], Callable[[], None]]] = []
-
-        def finish_commit() -> None:
-            if not committing:
-                return
-            done, written, refused, release = committing.pop()
-            try:
-                done.result()
-            finally:
-                release()
-            count(written, refused)
-
-        def write_and_commit(sealed: _Sealed) -> None:
-            finish_commit()
-            lock = hogo.sqlite_write_lock if hogo.settings.is_sqlite else None
-            release = lock.release if lock is not None else (lambda: None)
-            if lock is not None:
-                lock.acquire()
-            try:
-                db = hogo.sessionmaker()
-                txn = db.begin()
-                try:
-                    written, refused = _write_batch(db, hogo, c, d, sealed)
-                except BaseException:
-                    txn.rollback()
-                    db.close()
-                    raise
-            except BaseException:
-                release()
-                raise
-
-            def commit() -> None:
-                try:
-                    txn.commit()
-                finally:
-                    db.close()
-
-            committing.append((writer.submit(commit), written, refused, release))
 
         try:
             chunk: list[tuple[int, str, bool]] = []
@@ -1002,12 +954,7 @@ def import_records(
                 send(chunk, cells_out)
             while sent:
                 receive()
-            finish_commit()
         finally:
-            if committing:  # stopped by an error: the batch being committed ends as it ends, whole or not at all
-                done, _, _, release = committing.pop()
-                wait([done])
-                release()
             for sealer in sealers:
                 sealer.close()
 
