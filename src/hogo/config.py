@@ -69,6 +69,11 @@ class Settings:
     # Bulk import: rows per transaction in the default (non-atomic) mode.
     import_batch_rows: int = 5000
     import_max_bytes: int = 512 * 1024 * 1024
+    # A CSV of at least this many bytes is validated and sealed in worker processes (other CPUs) while
+    # the server writes (services/import_sealer.py); 0 workers: always in the server's process. One
+    # worker suits two CPUs (the server's process is as busy writing); more only with more CPUs.
+    import_workers: int = 1
+    import_parallel_min_bytes: int = 1024 * 1024
     # The tamper-evident log (SEC-107(3), ANON-12): a signed checkpoint every N entries or T seconds,
     # sent to the off-host sinks (``file:/path``, ``syslog:udp://host:514``, ``https://…``; see
     # services.delivery). With sinks set, data access stops when the log has gone unanchored longer

@@ -69,6 +69,7 @@ class FileKeys:
             raise SealError("a file needs at least one data key")
         self.file_id = file_id
         self._aeads = {v: AESGCM(k) for v, k in deks.items()}
+        self._deks = dict(deks)  # in memory only; ``raw`` hands them to an import's sealing process
         self.current_version = max(deks) if current_version is None else current_version
         if self.current_version not in self._aeads:
             raise SealError(f"no data key of the current version {self.current_version} for file {file_id}")
@@ -82,6 +83,11 @@ class FileKeys:
             own = [i for i in index_keys if i <= v]
             self._index_of[v] = max(own) if own else min(index_keys)
         self._parts: dict[int, dict[str, tuple[bytes, bytes]]] = {}
+
+    def raw(self) -> tuple[int, dict[int, bytes], dict[int, bytes], int]:
+        """What makes these keys again (``FileKeys(*raw)``): for an import's sealing process only, over
+        its private pipe (services/import_sealer.py); never to be stored or logged."""
+        return self.file_id, dict(self._deks), dict(self._index_keys), self.current_version
 
     @property
     def versions(self) -> frozenset[int]:
@@ -122,20 +128,18 @@ class FileKeys:
         nonces = os.urandom(12 * sum(len(values) for _, values in records))
         pos = 0
         blobs = []
+        pack = _LEN.pack
+        join = b"".join
         for record_id, values in records:
             prefix = record_prefix + record_id.encode() + b"|field:"
             parts = [head]
-            add = parts.append
             for field, value in values.items():
                 name, aad_tail = parts_of.get(field) or self._new_field_parts(version, field)
                 nonce = nonces[pos:pos + 12]
                 pos += 12
                 ct = encrypt(nonce, value.encode("utf-8"), prefix + aad_tail)
-                add(name)
-                add(_LEN.pack(len(ct) + 12))
-                add(nonce)
-                add(ct)
-            blobs.append(b"".join(parts))
+                parts += (name, pack(len(ct) + 12), nonce, ct)
+            blobs.append(join(parts))
         return version, blobs
 
     def _field_parts(self, version: int) -> dict[str, tuple[bytes, bytes]]:

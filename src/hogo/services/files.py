@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sqlite3
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
@@ -363,25 +364,56 @@ def file_keys(hogo: Hogo, db: Session, file_id: int, current_version: int | None
 def new_key_version(hogo: Hogo, db: Session, file_id: int) -> int:
     """Start a new key version (bucket) for the file's writes, in the caller's transaction (the file's
     row is locked, so two writers do not both start one). Returns the file's current version."""
+    return new_key_versions(hogo, db, file_id, 1)[-1]
+
+
+def new_key_versions(hogo: Hogo, db: Session, file_id: int, count: int) -> list[int]:
+    """``count`` new key versions at once, in the caller's transaction (the file's row is locked, so two
+    writers do not both start one): one write to the key store. Returns them; the last is the file's
+    current version."""
     row = db.scalar(select(PersonalDataFile).where(PersonalDataFile.id == file_id).with_for_update())
     if row is None:
         raise NotFound("no such personal-data file", code="file_not_found")
-    version = max(row.data_key_version, hogo.keystore.max_version(file_id)) + 1
-    _store_keys(hogo, file_id, version, hogo.clock.now())
-    row.data_key_version = version
+    versions = _put_new_versions(hogo, file_id, row.data_key_version, count)
+    row.data_key_version = versions[-1]
     db.flush()
-    return version
+    return versions
+
+
+def _put_new_versions(hogo: Hogo, file_id: int, after: int, count: int) -> list[int]:
+    """``count`` new key versions (a data key and an index key each) in the key store, all or none,
+    numbered after ``after`` and after every version the store has (taken, or taken and destroyed)."""
+    for attempt in range(5):
+        first = max(after, hogo.keystore.max_version(file_id)) + 1
+        versions = list(range(first, first + count))
+        try:
+            hogo.keystore.put(file_id, [new_wrapped_key(hogo.key_provider, file_id, version, purpose)
+                                        for version in versions for purpose in ("data", "index")],
+                              algorithm=ALGORITHMS[ALG_AES_256_GCM], now=hogo.clock.now())
+        except sqlite3.IntegrityError:  # another writer took one of them meanwhile: the next ones
+            if attempt == 4:
+                raise
+            continue
+        return versions
+    raise AssertionError("unreachable")
 
 
 def import_plan(hogo: Hogo, db: Session, file_id: int, rows: int, filled: tuple[int, int] | None = None
                 ) -> tuple[FileKeys, list[tuple[int, int]], tuple[int, int]]:
     """For an import batch of ``rows`` records: the keys and which key version each run of rows goes
     under, ``[(version, count), …]`` in order — the rest of the current bucket, then new versions of
-    ``BUCKET_RECORDS`` each (started here, in the caller's transaction). ``filled``: (version, records)
-    as the import's previous plan left it (its batch may not be committed yet); returned for the next."""
+    ``BUCKET_RECORDS`` each. ``filled``: (version, records) as the import's previous plan left it (its
+    batch may not be committed yet); returned for the next.
+
+    Writes nothing to the database (a read-only transaction will do, so planning the next batch never
+    waits for the write of the one before): the new versions' keys go to the key store here, and the
+    file's row takes the newest version when the batch sealed under it is written
+    (``advance_key_version``, in that batch's transaction)."""
     size = bucket_records(hogo)
     current = db.scalar(select(PersonalDataFile.data_key_version).where(PersonalDataFile.id == file_id))
     assert current is not None
+    if filled is not None and filled[0] > current:  # a version this import started, not yet written
+        current = filled[0]
     n = db.scalar(select(func.count()).select_from(Record).where(
         Record.file_id == file_id, Record.key_version == current)) or 0
     if filled is not None and filled[0] == current:
@@ -392,10 +424,11 @@ def import_plan(hogo: Hogo, db: Session, file_id: int, rows: int, filled: tuple[
     if room:
         plan.append((current, min(room, left)))
         left -= plan[-1][1]
-    while left > 0:
-        current = new_key_version(hogo, db, file_id)
-        plan.append((current, min(size, left)))
-        left -= plan[-1][1]
+    if left > 0:  # the new buckets' keys made in one go
+        for version in _put_new_versions(hogo, file_id, current, -(-left // size)):
+            plan.append((version, min(size, left)))
+            left -= plan[-1][1]
+        current = plan[-1][0]
     if not plan:
         last = (current, n)
     elif len(plan) == 1 and room:  # all in the bucket that was current
@@ -403,6 +436,14 @@ def import_plan(hogo: Hogo, db: Session, file_id: int, rows: int, filled: tuple[
     else:
         last = (current, plan[-1][1])
     return file_keys(hogo, db, file_id, current), plan, last
+
+
+def advance_key_version(db: Session, file_id: int, version: int) -> None:
+    """The file's current key version becomes ``version`` unless it is newer already (an import's batch
+    written under versions ``import_plan`` started)."""
+    db.execute(update(PersonalDataFile).where(PersonalDataFile.id == file_id,
+                                              PersonalDataFile.data_key_version < version)
+               .values(data_key_version=version))
 
 
 def writable_keys(hogo: Hogo, db: Session, file_id: int, current_version: int | None = None, *,

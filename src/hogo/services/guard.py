@@ -12,6 +12,7 @@ closed: no record, no access). My Numbers and other identification codes are mas
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import datetime as dt
@@ -25,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
@@ -51,8 +52,17 @@ from hogo.errors import Conflict, Forbidden, NotFound, Unreadable, ValidationFai
 from hogo.services import approvals, audit, audit_tree, integrity
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
-from hogo.services.files import file_by_code, file_keys, import_plan, load_spec, marks_view, writable_keys
+from hogo.services.files import (
+    advance_key_version,
+    file_by_code,
+    file_keys,
+    import_plan,
+    load_spec,
+    marks_view,
+    writable_keys,
+)
 from hogo.services.grants import candidate_grants
+from hogo.services.import_sealer import Sealer, stream_size
 from hogo.store.bulk import insert_many
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
 
@@ -182,13 +192,13 @@ def _access_entry(hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *, re
                        file_code=c.row.code, purpose=c.purpose, records=records, fields=fields)
 
 
-def _versions(c: _Context, rows: Sequence[tuple[str, int, str | None, bytes]], *, deleted: bool = False
-              ) -> dict[str, Any] | None:
+def _versions(c: _Context, rows: Sequence[tuple[str, int, str | None, bytes]], *, deleted: bool = False,
+              hashes: Sequence[str] | None = None) -> dict[str, Any] | None:
     """For an integrity-2 file, the hashes of the stored versions a write leaves (or, ``deleted``, removes),
     for its log entry: the signed log then vouches for each record version (SEC-133(2), services/integrity.py)."""
     if not integrity.applies(c.row.integrity):
         return None
-    return integrity.version_details(c.row.code, rows, deleted=deleted)
+    return integrity.version_details(c.row.code, rows, deleted=deleted, hashes=hashes)
 
 
 def _record_access(db: Session, hogo: Hogo, c: _Context, event: Event, outcome: Outcome, *,
@@ -762,6 +772,7 @@ def import_records(
     import leaves only whole good rows. ``atomic``: all rows or none (one transaction, committed only
     when no row is bad).
     """
+    size = stream_size(stream)
     header, rows = _csv_cells(stream, encoding=encoding, mapping=mapping)
     batch_size = hogo.settings.import_batch_rows
     with hogo.unit_of_work(readonly=True) as db:
@@ -788,8 +799,11 @@ def import_records(
     # A column named twice counts once, its last occurrence (as a row read into a dict).
     last = {name: i for i, name in enumerate(header)}
     id_index = last.get(id_column)
-    normalise_row = cells_normaliser(c.spec, [h if last[h] == i and h in data_columns else None
-                                              for i, h in enumerate(header)])
+    columns = [h if last[h] == i and h in data_columns else None for i, h in enumerate(header)]
+    normalise_row = cells_normaliser(c.spec, columns)
+    # A large CSV: rows are validated and sealed by a worker process (a second CPU) while this one writes.
+    parallel = (hogo.settings.import_workers > 0 and size is not None
+                and size >= hogo.settings.import_parallel_min_bytes)
     next_id = _RecordIds()
     # All or nothing: one transaction for the whole import (holding this process's SQLite write lock).
     atomic_lock = hogo.sqlite_write_lock if (atomic and hogo.settings.is_sqlite) else None
@@ -830,14 +844,154 @@ def import_records(
         nonlocal filled
         plan = None
         if session is None:  # new key versions as buckets fill (erasure, services/erasure.py)
-            with hogo.unit_of_work() as db:
+            with hogo.unit_of_work(readonly=True) as db:  # never waits for the batch being written
                 keys, plan, filled = import_plan(hogo, db, c.row.id, len(batch), filled)
         sealed = _seal_batch(keys, c.spec, batch, given, hogo.clock.now(), plan)
         given.clear()
         settle()
         in_flight = writer.submit(write, sealed)
 
+    def parallel_import() -> None:
+        """The loop below with worker processes validating and sealing (services/import_sealer.py): this
+        thread parses, plans key versions, sends a chunk ahead per worker and writes the one before, in
+        order; the workers' answers are taken row by row exactly as the loop below takes its own results."""
+        nonlocal total, imported, keys, filled
+        hash_code = c.row.code if integrity.applies(c.row.integrity) else None
+        sealers: list[Sealer] = []
+        sent: collections.deque[tuple[list[tuple[int, str, bool]], Sealer]] = collections.deque()
+        chunks_sent = 0
+
+        def send(chunk: list[tuple[int, str, bool]], cells: list[tuple[str, list[str]]]) -> None:
+            nonlocal keys, filled, chunks_sent
+            plan = None
+            if session is None:  # new key versions as buckets fill, planned for every row sent
+                with hogo.unit_of_work(readonly=True) as db:
+                    keys, plan, filled = import_plan(hogo, db, c.row.id, len(chunk), filled)
+            # Chunks go to the workers in turn and their answers are taken in the same turn (in order).
+            if len(sealers) < max(1, hogo.settings.import_workers):
+                sealers.append(Sealer(c.spec, columns, keys, hash_code))
+            sealer = sealers[chunks_sent % len(sealers)]
+            chunks_sent += 1
+            sealer.submit(cells, plan, hogo.clock.now(), keys)
+            sent.append((chunk, sealer))
+            if progress:
+                progress(total)
+
+        def segments_allowed(segments: set[str | None]) -> bool:
+            for segment in segments:
+                ok = segment_ok.get(segment)
+                if ok is None:
+                    ok = segment_ok[segment] = _decide(hogo, c, Action.CREATE, fields=data_columns,
+                                                       segment=segment).allowed
+                if not ok:
+                    return False
+            return True
+
+        def fast_path(chunk: list[tuple[int, str, bool]], good: list[Any], index_entries: list[Any]) -> bool:
+            """A chunk with every row good, in segments the requester may create records in, and no record
+            ID seen before: taken whole (what the loop below would do row by row). False: use the loop."""
+            rids = [rid for _, rid, _ in chunk]
+            if (len(good) != len(chunk) or not seen_ids.isdisjoint(rids) or len(set(rids)) != len(rids)
+                    or (seg_field and not segments_allowed({g[1] for g in good}))):
+                return False
+            seen_ids.update(rids)
+            digests = [g[6] for g in good]
+            sealed = _Sealed([(n, rid, g[1], g[2]) for (n, rid, _), g in zip(chunk, good, strict=True)],
+                             [g[3] for g in good], [(name, digest, rids[pos]) for name, digest, pos in index_entries],
+                             [g[4] for g in good], [i for i, (_, _, id_given) in enumerate(chunk) if id_given],
+                             [g[5] for g in good], None if None in digests else digests)
+            store(sealed)
+            return True
+
+        def store(sealed: _Sealed) -> None:
+            nonlocal imported
+            written, refused = write(sealed)
+            rejected.extend(refused)
+            imported += len(written)
+            sample.extend(written[: max(0, 10 - len(sample))])
+
+        def receive() -> None:
+            chunk, sealer = sent.popleft()
+            problems, good, index_entries = sealer.result()
+            if not problems and fast_path(chunk, good, index_entries):
+                return
+            bad = dict(problems)
+            sealed_of = {g[0]: g for g in good}
+            kept: dict[int, str] = {}
+            out_rows: list[tuple[int, str, str | None, bytes]] = []
+            versions: list[int] = []
+            fields: list[tuple[str, ...]] = []
+            dispose: list[dt.date | None] = []
+            digests: list[str | None] = []
+            given_here: list[int] = []
+            for pos, (n, rid, id_given) in enumerate(chunk):
+                if rid in seen_ids:
+                    rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
+                    continue
+                row_problems = bad.get(pos)
+                if row_problems:
+                    rejected.extend(RowProblem(n, f, r) for f, r in row_problems)
+                    continue
+                _, segment, blob, version, names, due, version_hash = sealed_of[pos]
+                if seg_field:
+                    ok = segment_ok.get(segment)
+                    if ok is None:
+                        ok = segment_ok[segment] = _decide(hogo, c, Action.CREATE, fields=data_columns,
+                                                           segment=segment).allowed
+                    if not ok:
+                        rejected.append(RowProblem(n, seg_field, "this record is outside the records your grants "
+                                                                 "cover"))
+                        continue
+                seen_ids.add(rid)
+                if id_given:
+                    given_here.append(len(out_rows))
+                kept[pos] = rid
+                out_rows.append((n, rid, segment, blob))
+                versions.append(version)
+                fields.append(names)
+                dispose.append(due)
+                digests.append(version_hash)
+            if not out_rows:
+                return
+            index = [(name, digest, kept[pos]) for name, digest, pos in index_entries if pos in kept]
+            store(_Sealed(out_rows, versions, index, fields, given_here, dispose,
+                          None if None in digests else digests))  # type: ignore[arg-type]
+
+        try:
+            chunk: list[tuple[int, str, bool]] = []
+            cells_out: list[tuple[str, list[str]]] = []
+            for n, cells, problem in rows:
+                total += 1
+                if cells is None:
+                    rejected.append(RowProblem(n, "*", problem or "unreadable"))
+                    continue
+                rid = cells[id_index].strip() if id_index is not None else ""
+                id_given = bool(rid)
+                if rid:
+                    if not RECORD_ID_RE.fullmatch(rid):
+                        rejected.append(RowProblem(n, id_column, "not a valid record ID"))
+                        continue
+                else:
+                    rid = next_id()
+                chunk.append((n, rid, id_given))
+                cells_out.append((rid, cells))
+                if len(chunk) >= batch_size:
+                    send(chunk, cells_out)
+                    chunk, cells_out = [], []
+                    if len(sent) > len(sealers):  # a chunk ahead per worker: sealed while this one is written
+                        receive()
+            if chunk:
+                send(chunk, cells_out)
+            while sent:
+                receive()
+        finally:
+            for sealer in sealers:
+                sealer.close()
+
     try:
+        if parallel:
+            parallel_import()
+            rows = iter(())
         batch: _Batch = []
         for n, cells, problem in rows:
             total += 1
@@ -923,6 +1077,7 @@ class _Sealed:
     fields: list[tuple[str, ...]]
     given: list[int]  # the rows whose record ID came from the CSV
     dispose: list[dt.date | None] = dataclasses.field(default_factory=list)  # per row (retention)
+    hashes: list[str] | None = None  # per row, the stored version's hash (integrity 2), if made already
 
 
 def _seal_batch(keys: FileKeys, spec: FileSpec, batch: _Batch, given: Sequence[int] = (),
@@ -970,6 +1125,7 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
     rows = sealed.rows
     index = sealed.index
     row_fields = sealed.fields
+    version_digests = sealed.hashes
     if existing:
         refused = [RowProblem(n, "record_id", f"record {rid!r} already exists in this file")
                    for n, rid, _, _ in rows if rid in existing]
@@ -978,24 +1134,40 @@ def _write_batch(db: Session, hogo: Hogo, c: _Context, d: Decision, sealed: _Sea
         dispose = [sealed.dispose[i] for i in kept]
         versions = [sealed.versions[i] for i in kept]
         row_fields = [row_fields[i] for i in kept]
+        version_digests = None if version_digests is None else [version_digests[i] for i in kept]
         index = [i for i in index if i[2] not in existing]
         if not rows:
             return [], refused
         ids = [rid for _, rid, _, _ in rows]
     now = hogo.clock.now()
     uid = c.principal.user_id
-    insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob", "dispose_after"),
-                [(rid, segment, version, blob, due)
-                 for (_, rid, segment, blob), due, version in zip(rows, dispose, versions, strict=True)],
-                constants={"file_id": c.row.id, "revision": 1, "created_at": now, "created_by_id": uid,
-                           "updated_at": now, "updated_by_id": uid})
-    pk_of = dict(db.execute(select(Record.record_id, Record.id).where(
-        Record.file_id == c.row.id, Record.record_id.in_(ids))).all())
+    top = max(versions)
+    if top > c.row.data_key_version:  # key versions the import started (files.import_plan) become the file's
+        advance_key_version(db, c.row.id, top)
+    constants = {"file_id": c.row.id, "revision": 1, "created_at": now, "created_by_id": uid, "updated_at": now,
+                 "updated_by_id": uid}
+    if hogo.settings.is_sqlite:
+        # The records' keys given, as SQLite would choose them (the largest + 1; the transaction holds
+        # the database's one write lock): the index rows need them, and no query has to look them up.
+        first = (db.scalar(select(func.max(Record.id))) or 0) + 1
+        insert_many(db, _RECORDS, ("id", "record_id", "segment", "key_version", "blob", "dispose_after"),
+                    [(pk, rid, segment, version, blob, due) for pk, (_, rid, segment, blob), due, version
+                     in zip(range(first, first + len(rows)), rows, dispose, versions, strict=True)],
+                    constants=constants)
+        pk_of = dict(zip(ids, range(first, first + len(ids)), strict=True))
+    else:
+        insert_many(db, _RECORDS, ("record_id", "segment", "key_version", "blob", "dispose_after"),
+                    [(rid, segment, version, blob, due)
+                     for (_, rid, segment, blob), due, version in zip(rows, dispose, versions, strict=True)],
+                    constants=constants)
+        pk_of = dict(db.execute(select(Record.record_id, Record.id).where(
+            Record.file_id == c.row.id, Record.record_id.in_(ids))).all())
     insert_many(db, _RECORD_INDEX, ("field", "digest", "record_pk"),
                 [(name, digest, pk_of[rid]) for name, digest, rid in index], constants={"file_id": c.row.id})
     _record_access(db, hogo, c, Event.RECORDS_IMPORTED, Outcome.SUCCESS, records=ids,
                    fields=sorted({f for names in row_fields for f in names}), decision=d,
-                   extra=_versions(c, [(rid, 1, segment, blob) for _, rid, segment, blob in rows]))
+                   extra=_versions(c, [(rid, 1, segment, blob) for _, rid, segment, blob in rows],
+                                    hashes=version_digests))
     _touch_grants(db, hogo, _grants_to_touch(hogo, d))
     return ids, refused
 

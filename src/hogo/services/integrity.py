@@ -40,9 +40,7 @@ entries by ``hogo audit verify``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -54,6 +52,7 @@ from hogo.domain import merkle
 from hogo.domain.auditlog import EntryFormatError, decode
 from hogo.domain.events import Event, Outcome
 from hogo.domain.files import Action
+from hogo.domain.record_versions import VERSION_TAG, hasher
 from hogo.errors import NotFound
 from hogo.services import audit_tree
 from hogo.services.audit import RequestContext
@@ -61,11 +60,8 @@ from hogo.services.auth import Principal
 from hogo.store.db import read_snapshot
 from hogo.store.models import AuditEvent, AuditRecordRef
 
-VERSION_TAG = b"hogo-record-version/1"
 DETAILS_KEY = "versions"
-_LEN = struct.Struct(">I")
 _HASH = registry.get("sha-256")
-_SHA256 = hashlib.sha256  # the registry's version hash, called directly (the fast path)
 if _HASH.digest != "sha256":  # pragma: no cover - the registry and this module must agree
     raise RuntimeError("the registry's record-version hash is not SHA-256")
 _SIGNATURE = registry.get("ed25519")
@@ -84,20 +80,7 @@ def applies(integrity: int) -> bool:
     return integrity >= 2
 
 
-def _hasher(file_code: str) -> Callable[[str, int, str | None, bytes], str]:
-    """``version_hash`` for one file: the prefix made once, one SHA-256 call per record (imports hash
-    thousands of records per batch)."""
-    code = file_code.encode()
-    prefix = VERSION_TAG + _LEN.pack(len(code)) + code
-    pack = _LEN.pack
-    sha = _SHA256
-
-    def one(record_id: str, revision: int, segment: str | None, blob: bytes) -> str:
-        rid, rev, seg = record_id.encode(), str(revision).encode(), (segment or "").encode()
-        return sha(b"".join((prefix, pack(len(rid)), rid, pack(len(rev)), rev, pack(len(seg)), seg,
-                             pack(len(blob)), blob))).hexdigest()
-
-    return one
+_hasher = hasher  # domain/record_versions.py (an import's sealing process hashes beside the blobs)
 
 
 def version_hash(file_code: str, record_id: str, revision: int, segment: str | None, blob: bytes) -> str:
@@ -106,14 +89,15 @@ def version_hash(file_code: str, record_id: str, revision: int, segment: str | N
 
 
 def version_details(file_code: str, rows: Sequence[tuple[str, int, str | None, bytes]], *,
-                    deleted: bool = False) -> dict[str, Any]:
+                    deleted: bool = False, hashes: Sequence[str] | None = None) -> dict[str, Any]:
     """The details to add to a write's log entry, for the records (ID, revision, segment, blob) it names in
     its ``records``, in the same order: ``{"versions": {"revision": [...], "sha256": [...]}}`` (lists,
     not a map by ID: an import batch's entry encodes several times faster), with ``"deleted": true`` for
     a delete."""
     one = _hasher(file_code)
     v: dict[str, Any] = {"revision": [r[1] for r in rows],
-                         "sha256": [one(rid, rev, seg, blob) for rid, rev, seg, blob in rows]}
+                         "sha256": list(hashes) if hashes is not None else
+                         [one(rid, rev, seg, blob) for rid, rev, seg, blob in rows]}
     if deleted:
         v["deleted"] = True
     return {DETAILS_KEY: v}

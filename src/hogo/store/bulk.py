@@ -28,11 +28,22 @@ def insert_many(db: Session, table: Table, columns: Sequence[str], rows: Sequenc
     # per-value wrapping in the dialect's Binary.
     procs = [None if isinstance(table.c[name].type, LargeBinary) else table.c[name].type._cached_bind_processor(dialect)
              for name in columns]
+    tail = tuple(bound_constants)
     if any(procs):
-        rows = [tuple(p(v) if p else v for p, v in zip(procs, row, strict=True)) for row in rows]
+        # Column by column, each distinct value bound once (an import batch's due dates are mostly one date).
+        cols = list(zip(*rows, strict=True))
+        for i, proc in enumerate(procs):
+            if proc is not None:
+                seen: dict[Any, Any] = {}
+                try:
+                    cols[i] = tuple(seen[v] if v in seen else seen.setdefault(v, proc(v)) for v in cols[i])
+                except TypeError:  # unhashable values: each bound on its own
+                    cols[i] = tuple(proc(v) for v in cols[i])
+        params = [r + tail for r in zip(*cols, strict=True)]
+    else:
+        params = [tuple(r) + tail for r in rows]
     names = [*columns, *constants]
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 - names come from the table, not input
            f"VALUES ({', '.join([mark] * len(names))})")
-    tail = tuple(bound_constants)
-    conn.exec_driver_sql(sql, [tuple(r) + tail for r in rows])
+    conn.exec_driver_sql(sql, params)
