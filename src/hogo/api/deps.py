@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -44,14 +45,26 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def api_principal(request: Request) -> Principal:
-    """The API authenticates with ``Authorization: Bearer`` only (never cookies: no CSRF surface)."""
+def api_authenticator(request: Request) -> Callable[[], Principal]:
+    """The authentication of an API request, to run where the caller does its other blocking work
+    (e.g. in the guard's worker thread: one trip through the thread pool for both). A request without
+    a bearer token is refused here, before anything is looked up."""
     token = bearer_token(request)
     if token is None:
         raise SessionExpired("sign in first (Authorization: Bearer <token>)", code="not_authenticated")
-    principal = auth.authenticate(get_hogo(request), token, request_context(request))
-    request.state.principal = principal
-    return principal
+    hogo, ctx = get_hogo(request), request_context(request)
+
+    def authenticate() -> Principal:
+        principal = auth.authenticate(hogo, token, ctx)
+        request.state.principal = principal
+        return principal
+
+    return authenticate
+
+
+def api_principal(request: Request) -> Principal:
+    """The API authenticates with ``Authorization: Bearer`` only (never cookies: no CSRF surface)."""
+    return api_authenticator(request)()
 
 
 async def _hogo_dependency(request: Request) -> Hogo:

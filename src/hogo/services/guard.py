@@ -397,13 +397,23 @@ def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str
     return p.finish()
 
 
-async def read_record_async(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *,
-                            purpose: str | None, reveal: Iterable[str] = (), ctx: RequestContext) -> RecordView:
+async def read_record_async(hogo: Hogo, principal: Principal | Callable[[], Principal], file_code: str,
+                            record_id: str, *, purpose: str | None, reveal: Iterable[str] = (),
+                            ctx: RequestContext) -> RecordView:
     """``read_record`` for an event loop: the decision runs in a worker thread, the access record is
     awaited (``Hogo.write_together_async``: no thread waits for the commit), then the values are
-    decrypted — the same steps in the same order, so the same guarantees."""
-    p = await anyio.to_thread.run_sync(functools.partial(
-        _prepare_read, hogo, principal, file_code, record_id, purpose=purpose, reveal=tuple(reveal), ctx=ctx))
+    decrypted — the same steps in the same order, so the same guarantees.
+
+    ``principal`` may be the function that authenticates the request (``auth.authenticate`` bound to
+    its token): it then runs first in the same worker thread, so that a request costs one trip
+    through the thread pool, not two. Nothing is looked up for a request it refuses."""
+    reveal = tuple(reveal)
+
+    def prepare() -> _PreparedRead:
+        who = principal if isinstance(principal, Principal) else principal()
+        return _prepare_read(hogo, who, file_code, record_id, purpose=purpose, reveal=reveal, ctx=ctx)
+
+    p = await anyio.to_thread.run_sync(prepare)
     await hogo.write_together_async(p.work, entries=[p.entry])
     return p.finish()
 
