@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Connection
 
 from hogo.bootstrap import Hogo
 from hogo.errors import SessionExpired
@@ -45,17 +46,18 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def api_authenticator(request: Request) -> Callable[[], Principal]:
+def api_authenticator(request: Request) -> Callable[[Connection | None], Principal]:
     """The authentication of an API request, to run where the caller does its other blocking work
-    (e.g. in the guard's worker thread: one trip through the thread pool for both). A request without
-    a bearer token is refused here, before anything is looked up."""
+    (e.g. in the guard's worker thread: one trip through the thread pool for both, and one read
+    transaction, given as the argument). A request without a bearer token is refused here, before
+    anything is looked up."""
     token = bearer_token(request)
     if token is None:
         raise SessionExpired("sign in first (Authorization: Bearer <token>)", code="not_authenticated")
     hogo, ctx = get_hogo(request), request_context(request)
 
-    def authenticate() -> Principal:
-        principal = auth.authenticate(hogo, token, ctx)
+    def authenticate(conn: Connection | None = None) -> Principal:
+        principal = auth.authenticate(hogo, token, ctx, conn=conn)
         request.state.principal = principal
         return principal
 
@@ -64,7 +66,7 @@ def api_authenticator(request: Request) -> Callable[[], Principal]:
 
 def api_principal(request: Request) -> Principal:
     """The API authenticates with ``Authorization: Bearer`` only (never cookies: no CSRF surface)."""
-    return api_authenticator(request)()
+    return api_authenticator(request)(None)
 
 
 async def _hogo_dependency(request: Request) -> Hogo:

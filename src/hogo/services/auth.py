@@ -10,6 +10,7 @@ validity period ending, takes effect on the very next request of every session a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
@@ -471,17 +472,22 @@ def _use_recovery_code(hogo: Hogo, db: Session, user: User, code: str, now: dt.d
 # ------------------------------------------------------------------------------ authentication
 
 
-def authenticate(hogo: Hogo, token: str, ctx: RequestContext) -> Principal:
+def authenticate(hogo: Hogo, token: str, ctx: RequestContext, *, conn: Connection | None = None) -> Principal:
     """Resolve a bearer token (session or API token) to a Principal, as of now.
 
-    Reads run in a read-only transaction; a write (ending an expired session, noting activity at
-    most every ``LAST_SEEN_GRANULARITY_S``) happens only when something changed.
+    Reads run in a read-only transaction (``conn``: the caller's, e.g. the guard's for the rest of
+    the request; otherwise one of its own); a write (ending an expired session, noting activity at
+    most every ``LAST_SEEN_GRANULARITY_S``) happens only when something changed, in its own.
     """
     if token.startswith(SESSION_PREFIX + "_"):
-        return _authenticate_session(hogo, token, ctx)
+        return _authenticate_session(hogo, token, ctx, conn)
     if token.startswith(API_TOKEN_PREFIX + "_"):
-        return _authenticate_api_token(hogo, token, ctx)
+        return _authenticate_api_token(hogo, token, ctx, conn)
     raise SessionExpired("not signed in", code="not_authenticated")
+
+
+def _reading(hogo: Hogo, conn: Connection | None) -> contextlib.AbstractContextManager[Connection]:
+    return contextlib.nullcontext(conn) if conn is not None else hogo.reading()
 
 
 def _check_remote(hogo: Hogo, ctx: RequestContext, mfa_verified: bool) -> None:
@@ -494,9 +500,9 @@ def _check_remote(hogo: Hogo, ctx: RequestContext, mfa_verified: bool) -> None:
         )
 
 
-def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext) -> Principal:
+def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None) -> Principal:
     now = hogo.clock.now()
-    with hogo.reading() as conn:
+    with _reading(hogo, given) as conn:
         row = conn.execute(_SESSION_BY_DIGEST, {"digest": token_digest(token)}).one_or_none()
         if row is None or row.revoked_at is not None:
             raise SessionExpired("your session has ended; sign in again")
@@ -533,9 +539,9 @@ def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext) -> Princi
                       expires_at=row.expires_at, session_id=row.id, session_kind=row.kind)
 
 
-def _authenticate_api_token(hogo: Hogo, token: str, ctx: RequestContext) -> Principal:
+def _authenticate_api_token(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None) -> Principal:
     now = hogo.clock.now()
-    with hogo.reading() as conn:
+    with _reading(hogo, given) as conn:
         row = conn.execute(_TOKEN_BY_DIGEST, {"digest": token_digest(token)}).one_or_none()
         if row is None or row.revoked_at is not None or now >= row.expires_at:
             raise SessionExpired("the API token is not valid (unknown, revoked or expired)", code="token_invalid")
