@@ -43,6 +43,7 @@ from hogo.errors import (
 )
 from hogo.services import audit
 from hogo.services.audit import RequestContext
+from hogo.store.fastsql import FastSelect
 from hogo.store.models import ApiToken, AuditEvent, AuthSession, Department, RecoveryCode, User, UserRole
 
 SESSION_PREFIX = "hgs"
@@ -225,8 +226,14 @@ _ROLES_OF_USER = (
 )
 
 
+# Run on the driver's cursor: these are on every authenticated request (store/fastsql.py).
+_FAST_SESSION_BY_DIGEST = FastSelect(_SESSION_BY_DIGEST)
+_FAST_TOKEN_BY_DIGEST = FastSelect(_TOKEN_BY_DIGEST)
+_FAST_ROLES_OF_USER = FastSelect(_ROLES_OF_USER)
+
+
 def _account_from_row(conn: Connection, row: Any) -> _Account:
-    roles = conn.execute(_ROLES_OF_USER, {"user_id": row.user_id}).all()
+    roles = _FAST_ROLES_OF_USER.all(conn, {"user_id": row.user_id})
     return _Account(
         id=row.user_id, username=row.username, display_name=row.display_name, department=row.department,
         valid_from=row.valid_from, valid_until=row.valid_until, disabled_at=row.disabled_at,
@@ -503,7 +510,7 @@ def _check_remote(hogo: Hogo, ctx: RequestContext, mfa_verified: bool) -> None:
 def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None) -> Principal:
     now = hogo.clock.now()
     with _reading(hogo, given) as conn:
-        row = conn.execute(_SESSION_BY_DIGEST, {"digest": token_digest(token)}).one_or_none()
+        row = _FAST_SESSION_BY_DIGEST.one_or_none(conn, {"digest": token_digest(token)})
         if row is None or row.revoked_at is not None:
             raise SessionExpired("your session has ended; sign in again")
         account = _account_from_row(conn, row)
@@ -542,7 +549,7 @@ def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext, given: Co
 def _authenticate_api_token(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None) -> Principal:
     now = hogo.clock.now()
     with _reading(hogo, given) as conn:
-        row = conn.execute(_TOKEN_BY_DIGEST, {"digest": token_digest(token)}).one_or_none()
+        row = _FAST_TOKEN_BY_DIGEST.one_or_none(conn, {"digest": token_digest(token)})
         if row is None or row.revoked_at is not None or now >= row.expires_at:
             raise SessionExpired("the API token is not valid (unknown, revoked or expired)", code="token_invalid")
         account = _account_from_row(conn, row)

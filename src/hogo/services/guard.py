@@ -54,6 +54,7 @@ from hogo.services.auth import Principal
 from hogo.services.files import file_by_code, file_keys, import_plan, load_spec, marks_view, writable_keys
 from hogo.services.grants import candidate_grants
 from hogo.store.bulk import insert_many
+from hogo.store.fastsql import FastSelect
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
 
 _RECORDS: Table = Record.__table__  # type: ignore[assignment]
@@ -158,10 +159,13 @@ _FILE_REF = (
 )
 
 
+_FAST_FILE_REF = FastSelect(_FILE_REF)
+
+
 def _file_ref(db: Session | Connection, code: str) -> tuple[_FileRef, int]:
     """The file's row without its spec, and its version (a prebuilt Core statement: this is on every
     record access)."""
-    row = _conn(db).execute(_FILE_REF, {"code": code.strip().lower()}).one_or_none()
+    row = _FAST_FILE_REF.one_or_none(_conn(db), {"code": code.strip().lower()})
     if row is None:
         raise NotFound(f"no personal-data file {code!r}", code="file_not_found")
     fid, fcode, conf, integ, avail, restr, dkv, version, erased_at = row
@@ -308,9 +312,12 @@ _RECORD_FOR_READ = (
 )
 
 
+_FAST_RECORD_FOR_READ = FastSelect(_RECORD_FOR_READ)
+
+
 def _record_for_read(db: Session | Connection, file_id: int, record_id: str) -> Any:
     """The stored record as a row (a prebuilt Core statement: reads need no change tracking)."""
-    return _conn(db).execute(_RECORD_FOR_READ, {"file_id": file_id, "record_id": record_id}).one_or_none()
+    return _FAST_RECORD_FOR_READ.one_or_none(_conn(db), {"file_id": file_id, "record_id": record_id})
 
 
 def _record(db: Session, file_id: int, record_id: str) -> Record | None:
