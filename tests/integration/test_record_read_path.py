@@ -140,3 +140,29 @@ def test_fast_selects_return_what_sqlalchemy_returns(ready, org: Org):
         want_roles = [tuple(r) for r in conn.execute(auth._ROLES_OF_USER, {"user_id": user_id}).all()]
         assert want_roles and [tuple(r) for r in FastSelect(auth._ROLES_OF_USER).all(conn, {"user_id": user_id})
                                ] == want_roles
+
+
+def test_candidate_grants_are_the_users_and_their_roles_live_grants_SEC_131(ready, org: Org):
+    """grants.candidate_grants (a statement per number of roles, on the driver's cursor) finds what the
+    expanding-IN statement finds: the user's own grants and their roles', never a revoked one."""
+    from sqlalchemy import bindparam
+
+    from hogo.store.models import FileGrant
+
+    hogo = org.inst.hogo
+    pm = org.p("pm.takahashi")
+    grants.create_grant(hogo, pm, FILE, role="clerk@KYUYO", actions=["read"], purposes=[P1], ctx=CTX)
+    gone = grants.create_grant(hogo, pm, FILE, role="clerk@KYUYO", actions=["create"], purposes=[P1], ctx=CTX)
+    grants.revoke_grant(hogo, pm, gone.id, ctx=CTX)
+    reference = grants._LIVE_GRANTS.where((FileGrant.user_id == bindparam("user_id"))
+                                          | FileGrant.role.in_(bindparam("roles", expanding=True)))
+    with hogo.reading() as conn:
+        file_id = conn.execute(guard._FILE_REF, {"code": FILE}).one().id
+        for who in ("clerk.ito", "clerk.tanaka", "pm.takahashi", "auditor.watanabe"):
+            p = org.p(who)
+            roles = sorted({g.role.value for g in p.roles})
+            want = conn.execute(reference, {"file_id": file_id, "user_id": p.user_id, "roles": roles}).all()
+            got = grants.candidate_grants(conn, file_id, p)
+            assert sorted(g.id for g in got) == sorted(r.id for r in want)
+            assert gone.id not in {g.id for g in got}
+        assert len(grants.candidate_grants(conn, file_id, org.p("clerk.ito"))) == 2  # own + clerk@KYUYO
