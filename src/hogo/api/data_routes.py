@@ -158,6 +158,32 @@ async def _spec_body(request: Request) -> dict[str, Any]:
     return data
 
 
+# --------------------------------------------------------------------------- reading a record
+# First in the router: FastAPI tries routes in order, and this is the most frequent request.
+
+# A RecordView as JSON: the same bytes FastAPI makes of a RecordOut (same fields in the same order), without
+# validating the guard's own output twice on the most frequent request.
+_RECORD_JSON = TypeAdapter(guard.RecordView)
+
+
+def record_json(r: guard.RecordView) -> bytes:
+    return _RECORD_JSON.dump_json(r)
+
+
+@router.get("/files/{code}/records/{record_id}", response_model=RecordOut, tags=["records"])
+async def read_record(code: str, record_id: str, request: Request, x_purpose: PurposeHeader = None,
+                      purpose: PurposeQuery = None,
+                      reveal: Annotated[list[str] | None, Query(max_length=20)] = None) -> Response:
+    """One record. The request is authenticated and the read decided in one trip to a worker thread;
+    the request then waits for its access record without holding a thread (``guard.read_record_async``).
+    ``response_model`` documents the answer; it is returned ready-made (``record_json``)."""
+    authenticate = api_authenticator(request)
+    r = await guard.read_record_async(get_hogo(request), authenticate, code, record_id,
+                                      purpose=_purpose(x_purpose, purpose), reveal=reveal or (),
+                                      ctx=request_context(request))
+    return Response(record_json(r), media_type="application/json")
+
+
 # ---------------------------------------------------------------------------------- files
 
 
@@ -230,29 +256,6 @@ def review(hogo: HogoDep, principal: PrincipalDep, file: Annotated[str | None, Q
 
 
 # -------------------------------------------------------------------------------- records
-
-
-# A RecordView as JSON: the same bytes FastAPI makes of a RecordOut (same fields in the same order), without
-# validating the guard's own output twice on the most frequent request.
-_RECORD_JSON = TypeAdapter(guard.RecordView)
-
-
-def record_json(r: guard.RecordView) -> bytes:
-    return _RECORD_JSON.dump_json(r)
-
-
-@router.get("/files/{code}/records/{record_id}", response_model=RecordOut, tags=["records"])
-async def read_record(code: str, record_id: str, request: Request, x_purpose: PurposeHeader = None,
-                      purpose: PurposeQuery = None,
-                      reveal: Annotated[list[str] | None, Query(max_length=20)] = None) -> Response:
-    """One record. The request is authenticated and the read decided in one trip to a worker thread;
-    the request then waits for its access record without holding a thread (``guard.read_record_async``).
-    ``response_model`` documents the answer; it is returned ready-made (``record_json``)."""
-    authenticate = api_authenticator(request)
-    r = await guard.read_record_async(get_hogo(request), authenticate, code, record_id,
-                                      purpose=_purpose(x_purpose, purpose), reveal=reveal or (),
-                                      ctx=request_context(request))
-    return Response(record_json(r), media_type="application/json")
 
 
 @router.post("/files/{code}/records", response_model=RecordOut, status_code=201, tags=["records"])
