@@ -112,7 +112,7 @@ def thread_cpu() -> dict[str, float]:
             continue
         name = names.get(int(task.name), "?")
         kind = ("main" if name == "MainThread" else "writer" if "log-writer" in name
-                else "worker" if name.startswith("AnyIO") else name)
+                else "worker" if name.startswith(("AnyIO", "hogo-read")) else name)
         out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
 
