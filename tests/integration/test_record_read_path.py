@@ -166,3 +166,35 @@ def test_candidate_grants_are_the_users_and_their_roles_live_grants_SEC_131(read
             assert sorted(g.id for g in got) == sorted(r.id for r in want)
             assert gone.id not in {g.id for g in got}
         assert len(grants.candidate_grants(conn, file_id, org.p("clerk.ito"))) == 2  # own + clerk@KYUYO
+
+
+def test_parameter_limits_answer_as_before_after_authentication_SEC_45(client, ready):
+    """The read's parameters are checked by hand (data_routes._read_params): the same limits and 422
+    problems as when FastAPI checked them, in its order, and a request that does not authenticate is
+    still answered 401 first; the OpenAPI document still lists them."""
+    path = f"/api/v1/files/{FILE}/records/E1"
+    many = [("reveal", "my_number")] * 21
+    r = client.get(path, params=many, headers={**bearer(ready["ito"]), **purpose()})
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == "reveal: List should have at most 20 items after validation, not 21"
+    r = client.get(path, params={"purpose": "x" * 201}, headers=bearer(ready["ito"]))
+    assert r.json()["error"]["message"] == "purpose: String should have at most 200 characters"
+    r = client.get(path, params=[("purpose", "x" * 201), *many],
+                   headers={**bearer(ready["ito"]), "X-Hogo-Purpose": "y" * 2401})
+    assert r.status_code == 422 and [p["field"] for p in r.json()["error"]["details"]["problems"]] == [
+        "purpose", "reveal", "header.X-Hogo-Purpose"]
+    assert r.json()["error"]["details"]["problems"][2]["reason"] == "String should have at most 2400 characters"
+    r = client.get(path, params=many, headers={**bearer("hgs_not-a-session"), **purpose()})
+    assert r.status_code == 401
+    r = client.get(path, params=many, headers=purpose())
+    assert r.status_code == 401 and r.json()["error"]["code"] == "not_authenticated"
+    # Within the limits: the last ``purpose`` wins; the header is preferred to the query.
+    r = client.get(path, params=[("purpose", "営業活動"), ("purpose", P1)], headers=bearer(ready["ito"]))
+    assert r.status_code == 200, r.text
+    r = client.get(path, params={"purpose": "営業活動"}, headers={**bearer(ready["ito"]), **purpose()})
+    assert r.status_code == 200, r.text
+    params = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/files/{code}/records/{record_id}"][
+        "get"]["parameters"]
+    assert [(p["name"], p["in"]) for p in params] == [("code", "path"), ("record_id", "path"), ("purpose", "query"),
+                                                      ("reveal", "query"), ("X-Hogo-Purpose", "header")]
+    assert params[2]["schema"]["anyOf"][0]["maxLength"] == 200 and params[3]["schema"]["anyOf"][0]["maxItems"] == 20
