@@ -198,3 +198,16 @@ def test_parameter_limits_answer_as_before_after_authentication_SEC_45(client, r
     assert [(p["name"], p["in"]) for p in params] == [("code", "path"), ("record_id", "path"), ("purpose", "query"),
                                                       ("reveal", "query"), ("X-Hogo-Purpose", "header")]
     assert params[2]["schema"]["anyOf"][0]["maxLength"] == 200 and params[3]["schema"]["anyOf"][0]["maxItems"] == 20
+
+
+def test_a_fresh_process_reads_with_nothing_cached_MN_6a(client, ready, org: Org):
+    """The read's transaction is a bare connection: the file's spec and keys, when this process has not
+    loaded them yet, are read in it (an ORM session bound to it; the key store), and the answer is the same."""
+    h = {**bearer(ready["ito"]), **purpose()}
+    first = client.get(f"/api/v1/files/{FILE}/records/E1", headers=h)
+    assert first.status_code == 200
+    org.inst.hogo.spec_cache.clear()
+    org.inst.hogo.file_keys.clear()
+    again = client.get(f"/api/v1/files/{FILE}/records/E1", headers=h)
+    assert again.status_code == 200 and again.content == first.content
+    assert org.inst.hogo.spec_cache and org.inst.hogo.file_keys
