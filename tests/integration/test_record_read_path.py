@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from hogo.api.data_routes import RecordOut
 from hogo.crypto import token_digest
@@ -211,3 +211,16 @@ def test_a_fresh_process_reads_with_nothing_cached_MN_6a(client, ready, org: Org
     again = client.get(f"/api/v1/files/{FILE}/records/E1", headers=h)
     assert again.status_code == 200 and again.content == first.content
     assert org.inst.hogo.spec_cache and org.inst.hogo.file_keys
+
+
+def test_a_failing_fast_select_raises_sqlalchemys_error_without_parameters(org: Org):
+    """A database error on the driver's cursor is reported as Connection.execute reports it (a DBAPIError),
+    and, as the engine's ``hide_parameters``, without the statement's parameters."""
+    from sqlalchemy import column, literal_column, table
+    from sqlalchemy.exc import DBAPIError
+
+    stmt = select(literal_column("1").label("one")).select_from(table("no_such_table")).where(
+        column("digest") == bindparam("digest"))
+    with pytest.raises(DBAPIError) as e, org.inst.hogo.reading() as conn:
+        FastSelect(stmt).all(conn, {"digest": "secret-digest-value"})
+    assert "secret-digest-value" not in str(e.value)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +55,18 @@ class FastSelect:
         c = self._for(conn.dialect)
         values = {k: (p(v) if (p := c.binds.get(k)) is not None else v) for k, v in params.items()}
         args: Any = tuple(values[n] for n in c.names) if c.names is not None else values
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi_conn = conn.connection.dbapi_connection
+        cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(c.sql, args)
             raw = cursor.fetchmany(2) if one else cursor.fetchall()
+        except conn.dialect.loaded_dbapi.Error as exc:
+            # As Connection.execute would: a lost connection leaves the pool; the error is SQLAlchemy's
+            # (the same types callers handle), and never shows the parameters (hashes, record IDs).
+            if conn.dialect.is_disconnect(exc, dbapi_conn, cursor):
+                conn.invalidate(exc)
+            raise DBAPIError.instance(c.sql, args, exc, conn.dialect.loaded_dbapi.Error, hide_parameters=True,
+                                      dialect=conn.dialect) from exc
         finally:
             cursor.close()
         procs = c.results
