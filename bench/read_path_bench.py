@@ -3,10 +3,13 @@
 Drives the two ASGI apps directly — hogo's (``hogo.api.app.create_app`` on an instance made like
 ``bench_data.prepare_instance``, with records imported through the guard) and ``bare_app.py``'s —
 with ``-c`` concurrent tasks on one event loop, and reports the process CPU time per request
-(``time.process_time``: every thread, the log writer's included) and the ratio bare/hogo. Rounds
-alternate hogo, bare, hogo, bare … so that noise from other work on the machine hits both.
+(user + system time of every thread, the log writer's included) and the ratio bare/hogo (medians).
+Rounds alternate hogo, bare, hogo, bare … so that noise from other work on the machine hits both.
 
-    PYTHONPATH=src python bench/read_path_bench.py [-n 3000] [-c 16] [--rounds 3] [--profile out.txt]
+    PYTHONPATH=src python bench/read_path_bench.py [-n 3000] [-c 16] [--rounds 3] [--rows 500] [--hogo-only]
+
+``HOGO_BENCH_SYS=1`` also prints each round's user/system split and CPU by thread (event loop, worker
+threads, log writer). ``--hogo-only`` drives hogo alone, e.g. under ``py-spy record``.
 
 CPU time per request is far less noisy on a shared machine than wrk's requests per second; the
 HTTP layer (uvicorn) costs both sides the same and is not included, so the ratio here is lower than
