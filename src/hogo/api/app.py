@@ -213,8 +213,10 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
         log.error("unexpected %s", type(exc).__name__)
         return error_response(500, "internal_error", "an internal error occurred; it has been logged")
 
-    app.include_router(api_router)
+    # The data routes first: FastAPI tries the routes in order, and reading a record is the most
+    # frequent request (no path of the other routers overlaps theirs).
     app.include_router(data_router)
+    app.include_router(api_router)
     app.include_router(export_router)
     app.include_router(audit_router)
     app.include_router(alert_router)

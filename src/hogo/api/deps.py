@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import Connection
 
 from hogo.bootstrap import Hogo
 from hogo.errors import SessionExpired
@@ -44,14 +46,27 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def api_principal(request: Request) -> Principal:
-    """The API authenticates with ``Authorization: Bearer`` only (never cookies: no CSRF surface)."""
+def api_authenticator(request: Request) -> Callable[[Connection | None], Principal]:
+    """The authentication of an API request, to run where the caller does its other blocking work
+    (e.g. in the guard's worker thread: one trip through the thread pool for both, and one read
+    transaction, given as the argument). A request without a bearer token is refused here, before
+    anything is looked up."""
     token = bearer_token(request)
     if token is None:
         raise SessionExpired("sign in first (Authorization: Bearer <token>)", code="not_authenticated")
-    principal = auth.authenticate(get_hogo(request), token, request_context(request))
-    request.state.principal = principal
-    return principal
+    hogo, ctx = get_hogo(request), request_context(request)
+
+    def authenticate(conn: Connection | None = None) -> Principal:
+        principal = auth.authenticate(hogo, token, ctx, conn=conn)
+        request.state.principal = principal
+        return principal
+
+    return authenticate
+
+
+def api_principal(request: Request) -> Principal:
+    """The API authenticates with ``Authorization: Bearer`` only (never cookies: no CSRF surface)."""
+    return api_authenticator(request)(None)
 
 
 async def _hogo_dependency(request: Request) -> Hogo:

@@ -10,6 +10,7 @@ validity period ending, takes effect on the very next request of every session a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
@@ -42,6 +43,7 @@ from hogo.errors import (
 )
 from hogo.services import audit
 from hogo.services.audit import RequestContext
+from hogo.store.fastsql import FastSelect
 from hogo.store.models import ApiToken, AuditEvent, AuthSession, Department, RecoveryCode, User, UserRole
 
 SESSION_PREFIX = "hgs"
@@ -224,8 +226,14 @@ _ROLES_OF_USER = (
 )
 
 
+# Run on the driver's cursor: these are on every authenticated request (store/fastsql.py).
+_FAST_SESSION_BY_DIGEST = FastSelect(_SESSION_BY_DIGEST)
+_FAST_TOKEN_BY_DIGEST = FastSelect(_TOKEN_BY_DIGEST)
+_FAST_ROLES_OF_USER = FastSelect(_ROLES_OF_USER)
+
+
 def _account_from_row(conn: Connection, row: Any) -> _Account:
-    roles = conn.execute(_ROLES_OF_USER, {"user_id": row.user_id}).all()
+    roles = _FAST_ROLES_OF_USER.all(conn, {"user_id": row.user_id})
     return _Account(
         id=row.user_id, username=row.username, display_name=row.display_name, department=row.department,
         valid_from=row.valid_from, valid_until=row.valid_until, disabled_at=row.disabled_at,
@@ -471,17 +479,22 @@ def _use_recovery_code(hogo: Hogo, db: Session, user: User, code: str, now: dt.d
 # ------------------------------------------------------------------------------ authentication
 
 
-def authenticate(hogo: Hogo, token: str, ctx: RequestContext) -> Principal:
+def authenticate(hogo: Hogo, token: str, ctx: RequestContext, *, conn: Connection | None = None) -> Principal:
     """Resolve a bearer token (session or API token) to a Principal, as of now.
 
-    Reads run in a read-only transaction; a write (ending an expired session, noting activity at
-    most every ``LAST_SEEN_GRANULARITY_S``) happens only when something changed.
+    Reads run in a read-only transaction (``conn``: the caller's, e.g. the guard's for the rest of
+    the request; otherwise one of its own); a write (ending an expired session, noting activity at
+    most every ``LAST_SEEN_GRANULARITY_S``) happens only when something changed, in its own.
     """
     if token.startswith(SESSION_PREFIX + "_"):
-        return _authenticate_session(hogo, token, ctx)
+        return _authenticate_session(hogo, token, ctx, conn)
     if token.startswith(API_TOKEN_PREFIX + "_"):
-        return _authenticate_api_token(hogo, token, ctx)
+        return _authenticate_api_token(hogo, token, ctx, conn)
     raise SessionExpired("not signed in", code="not_authenticated")
+
+
+def _reading(hogo: Hogo, conn: Connection | None) -> contextlib.AbstractContextManager[Connection]:
+    return contextlib.nullcontext(conn) if conn is not None else hogo.reading()
 
 
 def _check_remote(hogo: Hogo, ctx: RequestContext, mfa_verified: bool) -> None:
@@ -494,10 +507,10 @@ def _check_remote(hogo: Hogo, ctx: RequestContext, mfa_verified: bool) -> None:
         )
 
 
-def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext) -> Principal:
+def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None) -> Principal:
     now = hogo.clock.now()
-    with hogo.reading() as conn:
-        row = conn.execute(_SESSION_BY_DIGEST, {"digest": token_digest(token)}).one_or_none()
+    with _reading(hogo, given) as conn:
+        row = _FAST_SESSION_BY_DIGEST.one_or_none(conn, {"digest": token_digest(token)})
         if row is None or row.revoked_at is not None:
             raise SessionExpired("your session has ended; sign in again")
         account = _account_from_row(conn, row)
@@ -533,10 +546,10 @@ def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext) -> Princi
                       expires_at=row.expires_at, session_id=row.id, session_kind=row.kind)
 
 
-def _authenticate_api_token(hogo: Hogo, token: str, ctx: RequestContext) -> Principal:
+def _authenticate_api_token(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None) -> Principal:
     now = hogo.clock.now()
-    with hogo.reading() as conn:
-        row = conn.execute(_TOKEN_BY_DIGEST, {"digest": token_digest(token)}).one_or_none()
+    with _reading(hogo, given) as conn:
+        row = _FAST_TOKEN_BY_DIGEST.one_or_none(conn, {"digest": token_digest(token)})
         if row is None or row.revoked_at is not None or now >= row.expires_at:
             raise SessionExpired("the API token is not valid (unknown, revoked or expired)", code="token_invalid")
         account = _account_from_row(conn, row)

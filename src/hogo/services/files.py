@@ -12,7 +12,7 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
@@ -339,7 +339,8 @@ def move_keys_out_of_database(hogo: Hogo, file_id: int | None = None) -> int:
     return len(rows)
 
 
-def file_keys(hogo: Hogo, db: Session, file_id: int, current_version: int | None = None) -> FileKeys:
+def file_keys(hogo: Hogo, db: Session | Connection, file_id: int, current_version: int | None = None
+              ) -> FileKeys:
     """The file's unwrapped keys (from the key store), cached in this process until a newer data key appears.
 
     ``current_version`` (the file row's ``data_key_version``, when the caller has the row) saves

@@ -30,6 +30,7 @@ from hogo.services import audit
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.services.files import file_by_code, load_spec
+from hogo.store.fastsql import FastSelect
 from hogo.store.models import Department, FileGrant, PersonalDataFile, User
 
 
@@ -51,13 +52,24 @@ class GrantView:
     last_used_at: dt.datetime | None
 
 
-_CANDIDATES = (
+_LIVE_GRANTS = (
     select(FileGrant.id, FileGrant.actions, FileGrant.purposes, FileGrant.fields, FileGrant.segments,
            FileGrant.user_id, FileGrant.role, Department.code, FileGrant.valid_from, FileGrant.valid_until)
     .outerjoin(Department, Department.id == FileGrant.role_department_id)
-    .where(FileGrant.file_id == bindparam("file_id"), FileGrant.revoked_at.is_(None),
-           (FileGrant.user_id == bindparam("user_id")) | FileGrant.role.in_(bindparam("roles", expanding=True)))
+    .where(FileGrant.file_id == bindparam("file_id"), FileGrant.revoked_at.is_(None))
 )
+_CANDIDATES: dict[int, FastSelect] = {}  # by the number of roles (a handful at most)
+
+
+def _candidates(roles: int) -> FastSelect:
+    """The prebuilt statement for a requester with ``roles`` distinct roles, run on the driver's cursor
+    (store/fastsql.py: this is on every record access)."""
+    fast = _CANDIDATES.get(roles)
+    if fast is None:
+        by_user = FileGrant.user_id == bindparam("user_id")
+        who = by_user | FileGrant.role.in_([bindparam(f"role_{i}") for i in range(roles)]) if roles else by_user
+        fast = _CANDIDATES.setdefault(roles, FastSelect(_LIVE_GRANTS.where(who)))
+    return fast
 
 
 def candidate_grants(db: Session | Connection, file_id: int, principal: Principal) -> list[Grant]:
@@ -65,7 +77,9 @@ def candidate_grants(db: Session | Connection, file_id: int, principal: Principa
     One prebuilt Core statement, run on the connection (this is on every record access)."""
     conn = db.connection() if isinstance(db, Session) else db
     roles = sorted({g.role.value for g in principal.roles})
-    rows = conn.execute(_CANDIDATES, {"file_id": file_id, "user_id": principal.user_id, "roles": roles}).all()
+    params: dict[str, Any] = {"file_id": file_id, "user_id": principal.user_id}
+    params.update((f"role_{i}", r) for i, r in enumerate(roles))
+    rows = _candidates(len(roles)).all(conn, params)
     return [
         Grant(id=gid, file_id=file_id, actions=frozenset(Action(a) for a in actions), purposes=frozenset(purposes),
               fields=None if fields is None else frozenset(fields),

@@ -12,7 +12,9 @@ closed: no record, no access). My Numbers and other identification codes are mas
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextvars
 import csv
 import dataclasses
 import datetime as dt
@@ -20,13 +22,13 @@ import functools
 import io
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO, TypeVar
 
-import anyio.to_thread
-from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from hogo.bootstrap import Hogo
@@ -64,6 +66,7 @@ from hogo.services.files import (
 from hogo.services.grants import candidate_grants
 from hogo.services.import_sealer import Sealer, stream_size
 from hogo.store.bulk import insert_many
+from hogo.store.fastsql import FastSelect
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
 
 _RECORDS: Table = Record.__table__  # type: ignore[assignment]
@@ -137,8 +140,12 @@ def _purpose(purpose: str | None) -> str:
     return nfkc(text)
 
 
-def _open(hogo: Hogo, db: Session, principal: Principal, file_code: str, purpose: str | None, action: Action,
-          ctx: RequestContext) -> _Context:
+def _conn(db: Session | Connection) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+def _open(hogo: Hogo, db: Session | Connection, principal: Principal, file_code: str, purpose: str | None,
+          action: Action, ctx: RequestContext) -> _Context:
     principal.require_data_scope(_SCOPE.get(action, Permission.DATA_READ))
     audit_tree.require_anchored(hogo)  # SEC-107(3): no data access while the log cannot be anchored off-host
     ref, version = _file_ref(db, file_code)
@@ -146,7 +153,11 @@ def _open(hogo: Hogo, db: Session, principal: Principal, file_code: str, purpose
         raise Conflict(f"file {ref.code!r} was erased; it holds no records", code="file_erased")
     spec = hogo.spec_cache.get((ref.id, version))
     if spec is None:
-        spec = load_spec(hogo, file_by_code(db, file_code))
+        if isinstance(db, Session):
+            spec = load_spec(hogo, file_by_code(db, file_code))
+        else:
+            with Session(bind=db) as s:  # in the caller's transaction: the same snapshot
+                spec = load_spec(hogo, file_by_code(s, file_code))
     index = GrantIndex(candidate_grants(db, ref.id, principal))
     actor_ctx = dataclasses.replace(ctx, session_id=ctx.session_id or principal.session_id or principal.token_id)
     return _Context(ref, spec, _requester(principal), index, principal, actor_ctx, _purpose(purpose))
@@ -160,10 +171,13 @@ _FILE_REF = (
 )
 
 
-def _file_ref(db: Session, code: str) -> tuple[_FileRef, int]:
+_FAST_FILE_REF = FastSelect(_FILE_REF)
+
+
+def _file_ref(db: Session | Connection, code: str) -> tuple[_FileRef, int]:
     """The file's row without its spec, and its version (a prebuilt Core statement: this is on every
     record access)."""
-    row = db.connection().execute(_FILE_REF, {"code": code.strip().lower()}).one_or_none()
+    row = _FAST_FILE_REF.one_or_none(_conn(db), {"code": code.strip().lower()})
     if row is None:
         raise NotFound(f"no personal-data file {code!r}", code="file_not_found")
     fid, fcode, conf, integ, avail, restr, dkv, version, erased_at = row
@@ -310,9 +324,12 @@ _RECORD_FOR_READ = (
 )
 
 
-def _record_for_read(db: Session, file_id: int, record_id: str) -> Any:
+_FAST_RECORD_FOR_READ = FastSelect(_RECORD_FOR_READ)
+
+
+def _record_for_read(db: Session | Connection, file_id: int, record_id: str) -> Any:
     """The stored record as a row (a prebuilt Core statement: reads need no change tracking)."""
-    return db.connection().execute(_RECORD_FOR_READ, {"file_id": file_id, "record_id": record_id}).one_or_none()
+    return _FAST_RECORD_FOR_READ.one_or_none(_conn(db), {"file_id": file_id, "record_id": record_id})
 
 
 def _record(db: Session, file_id: int, record_id: str) -> Record | None:
@@ -329,12 +346,12 @@ _REVEALED_BEFORE = text(
     "AND r.record_id = :record AND e.event = :event AND e.outcome = 'success' AND e.actor_id = :actor LIMIT 1")
 
 
-def _revealed_once_already(db: Session, c: _Context, principal: Principal, record_id: str) -> bool:
+def _revealed_once_already(db: Session | Connection, c: _Context, principal: Principal, record_id: str) -> bool:
     """Destroy after reading (読後廃棄, SEC-5 table 1): a file so marked lets each person reveal a record's
     identification codes once; the log, which records every reveal, says whether they have."""
     if Restriction.DESTROY_AFTER_READING.value not in c.row.restrictions:
         return False
-    return db.connection().execute(_REVEALED_BEFORE, {
+    return _conn(db).execute(_REVEALED_BEFORE, {
         "file": c.row.code, "record": record_id, "event": Event.RECORD_REVEALED.value,
         "actor": principal.user_id}).first() is not None
 
@@ -349,13 +366,19 @@ class _PreparedRead:
     finish: Callable[[], RecordView]
 
 
+Authenticate = Callable[[Connection], Principal]
+
+
 @guarded
-def _prepare_read(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *, purpose: str | None,
-                  reveal: Iterable[str] = (), ctx: RequestContext) -> _PreparedRead:
+def _prepare_read(hogo: Hogo, principal: Principal | Authenticate, file_code: str, record_id: str, *,
+                  purpose: str | None, reveal: Iterable[str] = (), ctx: RequestContext) -> _PreparedRead:
     reveal_set = frozenset(reveal)
     # Decide on a snapshot, without the write lock (SQLite has one writer: holding it for the
-    # lookups would serialise every read) …
-    with hogo.unit_of_work(readonly=True) as db:
+    # lookups would serialise every read); on a bare connection (no ORM session: nothing here
+    # changes) …
+    with hogo.reading() as db:
+        if not isinstance(principal, Principal):
+            principal = principal(db)  # the request's authentication, in the same snapshot
         c = _open(hogo, db, principal, file_code, purpose, Action.REVEAL if reveal_set else Action.READ, ctx)
         for name in reveal_set:
             if name not in c.spec.field_names:
@@ -407,13 +430,38 @@ def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str
     return p.finish()
 
 
-async def read_record_async(hogo: Hogo, principal: Principal, file_code: str, record_id: str, *,
-                            purpose: str | None, reveal: Iterable[str] = (), ctx: RequestContext) -> RecordView:
+READ_THREADS = 32
+_readers: ThreadPoolExecutor | None = None
+_readers_lock = threading.Lock()
+
+
+def _read_threads() -> ThreadPoolExecutor:
+    """The threads that decide reads for the event loop. A plain executor: anyio's ``to_thread`` costs
+    the loop a capacity-limiter checkpoint (an extra turn of the loop) and a cancel scope per call,
+    more than the rest of the trip. A request cancelled meanwhile leaves its decision to finish in
+    the thread (a refusal is still recorded); nothing is decrypted for it."""
+    global _readers
+    if _readers is None:
+        with _readers_lock:
+            if _readers is None:
+                _readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="hogo-read")
+    return _readers
+
+
+async def read_record_async(hogo: Hogo, principal: Principal | Authenticate, file_code: str,
+                            record_id: str, *, purpose: str | None, reveal: Iterable[str] = (),
+                            ctx: RequestContext) -> RecordView:
     """``read_record`` for an event loop: the decision runs in a worker thread, the access record is
     awaited (``Hogo.write_together_async``: no thread waits for the commit), then the values are
-    decrypted — the same steps in the same order, so the same guarantees."""
-    p = await anyio.to_thread.run_sync(functools.partial(
-        _prepare_read, hogo, principal, file_code, record_id, purpose=purpose, reveal=tuple(reveal), ctx=ctx))
+    decrypted — the same steps in the same order, so the same guarantees.
+
+    ``principal`` may be the function that authenticates the request (``auth.authenticate`` bound to
+    its token, given the read transaction): it then runs first, in the same worker thread and
+    snapshot, so that a request costs one trip through the thread pool, not two. Nothing about the
+    file is looked up for a request it refuses."""
+    run = contextvars.copy_context().run
+    p = await asyncio.get_running_loop().run_in_executor(_read_threads(), functools.partial(
+        run, _prepare_read, hogo, principal, file_code, record_id, purpose=purpose, reveal=tuple(reveal), ctx=ctx))
     await hogo.write_together_async(p.work, entries=[p.entry])
     return p.finish()
 
