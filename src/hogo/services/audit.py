@@ -61,8 +61,8 @@ def entry(
     for key in details or {}:
         if any(bad in key.lower() for bad in _FORBIDDEN_DETAIL_KEYS):
             raise ValueError(f"audit details must not carry secrets (key {key!r})")
-    return LogEntry(  # ``_value_``: the member's value without the ``value`` property's lookup (hot path)
-        ts=now, event=event._value_, outcome=outcome._value_, reason=reason, actor_id=actor_id, actor=actor_name,
+    return LogEntry(
+        ts=now, event=event.value, outcome=outcome.value, reason=reason, actor_id=actor_id, actor=actor_name,
         subject_user_id=subject_user_id, target=target, file=file_code, purpose=purpose, records=tuple(records),
         fields=tuple(sorted(fields)), client=ctx.client_addr, session=ctx.session_id, details=details or None,
     )
