@@ -853,6 +853,28 @@ def import_records(
     parallel = (hogo.settings.import_workers > 0 and size is not None
                 and size >= hogo.settings.import_parallel_min_bytes)
     next_id = _RecordIds()
+
+    def record_id_of(n: int, cells: list[str] | None, problem: str | None) -> tuple[str, bool, list[str]] | None:
+        """A row's record ID, whether the CSV gave it (else a new one) and its cells; None: refused (recorded)."""
+        if cells is None:
+            rejected.append(RowProblem(n, "*", problem or "unreadable"))
+            return None
+        rid = cells[id_index].strip() if id_index is not None else ""
+        if not rid:
+            return next_id(), False, cells
+        if not RECORD_ID_RE.fullmatch(rid):
+            rejected.append(RowProblem(n, id_column, "not a valid record ID"))
+            return None
+        return rid, True, cells
+
+    def segment_allowed(segment: str | None) -> bool:
+        """May the requester create records in this segment? Decided once per value."""
+        ok = segment_ok.get(segment)
+        if ok is None:
+            ok = segment_ok[segment] = _decide(hogo, c, Action.CREATE, fields=data_columns, segment=segment).allowed
+        return ok
+
+    outside = "this record is outside the records your grants cover"
     # All or nothing: one transaction for the whole import (holding this process's SQLite write lock).
     atomic_lock = hogo.sqlite_write_lock if (atomic and hogo.settings.is_sqlite) else None
     if atomic_lock is not None:
@@ -925,22 +947,12 @@ def import_records(
             if progress:
                 progress(total)
 
-        def segments_allowed(segments: set[str | None]) -> bool:
-            for segment in segments:
-                ok = segment_ok.get(segment)
-                if ok is None:
-                    ok = segment_ok[segment] = _decide(hogo, c, Action.CREATE, fields=data_columns,
-                                                       segment=segment).allowed
-                if not ok:
-                    return False
-            return True
-
         def fast_path(chunk: list[tuple[int, str, bool]], good: list[Any], index_entries: list[Any]) -> bool:
             """A chunk with every row good, in segments the requester may create records in, and no record
             ID seen before: taken whole (what the loop below would do row by row). False: use the loop."""
             rids = [rid for _, rid, _ in chunk]
             if (len(good) != len(chunk) or not seen_ids.isdisjoint(rids) or len(set(rids)) != len(rids)
-                    or (seg_field and not segments_allowed({g[1] for g in good}))):
+                    or (seg_field and not all(segment_allowed(seg) for seg in {g[1] for g in good}))):
                 return False
             seen_ids.update(rids)
             digests = [g[6] for g in good]
@@ -981,15 +993,9 @@ def import_records(
                     rejected.extend(RowProblem(n, f, r) for f, r in row_problems)
                     continue
                 _, segment, blob, version, names, due, version_hash = sealed_of[pos]
-                if seg_field:
-                    ok = segment_ok.get(segment)
-                    if ok is None:
-                        ok = segment_ok[segment] = _decide(hogo, c, Action.CREATE, fields=data_columns,
-                                                           segment=segment).allowed
-                    if not ok:
-                        rejected.append(RowProblem(n, seg_field, "this record is outside the records your grants "
-                                                                 "cover"))
-                        continue
+                if seg_field and not segment_allowed(segment):
+                    rejected.append(RowProblem(n, seg_field, outside))
+                    continue
                 seen_ids.add(rid)
                 if id_given:
                     given_here.append(len(out_rows))
@@ -1010,19 +1016,12 @@ def import_records(
             cells_out: list[tuple[str, list[str]]] = []
             for n, cells, problem in rows:
                 total += 1
-                if cells is None:
-                    rejected.append(RowProblem(n, "*", problem or "unreadable"))
+                taken = record_id_of(n, cells, problem)
+                if taken is None:
                     continue
-                rid = cells[id_index].strip() if id_index is not None else ""
-                id_given = bool(rid)
-                if rid:
-                    if not RECORD_ID_RE.fullmatch(rid):
-                        rejected.append(RowProblem(n, id_column, "not a valid record ID"))
-                        continue
-                else:
-                    rid = next_id()
+                rid, id_given, good_cells = taken
                 chunk.append((n, rid, id_given))
-                cells_out.append((rid, cells))
+                cells_out.append((rid, good_cells))
                 if len(chunk) >= batch_size:
                     send(chunk, cells_out)
                     chunk, cells_out = [], []
@@ -1043,33 +1042,21 @@ def import_records(
         batch: _Batch = []
         for n, cells, problem in rows:
             total += 1
-            if cells is None:
-                rejected.append(RowProblem(n, "*", problem or "unreadable"))
+            taken = record_id_of(n, cells, problem)
+            if taken is None:
                 continue
-            rid = cells[id_index].strip() if id_index is not None else ""
-            id_given = bool(rid)
-            if rid:
-                if not RECORD_ID_RE.fullmatch(rid):
-                    rejected.append(RowProblem(n, id_column, "not a valid record ID"))
-                    continue
-            else:
-                rid = next_id()
+            rid, id_given, good_cells = taken
             if rid in seen_ids:
                 rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
                 continue
-            clean, problems = normalise_row(cells)
+            clean, problems = normalise_row(good_cells)
             if problems:
                 rejected.extend(RowProblem(n, f, r) for f, r in problems)
                 continue
             segment = clean.get(seg_field) if seg_field else None
-            if seg_field:
-                ok = segment_ok.get(segment)
-                if ok is None:
-                    ok = segment_ok[segment] = _decide(hogo, c, Action.CREATE, fields=data_columns,
-                                                       segment=segment).allowed
-                if not ok:
-                    rejected.append(RowProblem(n, seg_field, "this record is outside the records your grants cover"))
-                    continue
+            if seg_field and not segment_allowed(segment):
+                rejected.append(RowProblem(n, seg_field, outside))
+                continue
             seen_ids.add(rid)
             if id_given:
                 given.append(len(batch))
