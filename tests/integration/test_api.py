@@ -172,3 +172,34 @@ def test_sign_ins_are_listed_for_the_user(client, inst, admin_token):
     client.post("/api/v1/auth/login", json={"username": "admin", "password": "wrong-wrong-wrong"})
     rows = client.get("/api/v1/auth/sign-ins", headers=bearer(admin_token)).json()
     assert [r["outcome"] for r in rows[:2]] == ["failure", "success"]
+
+
+def test_no_request_telemetry_leaves_hogo_even_when_the_environment_asks_for_it(inst, monkeypatch):
+    """Paths name files and records: FastAPI's own OpenTelemetry must not export spans or metrics of
+    hogo's requests, whatever the environment configures (data flows out only where approved, SEC-46)."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from hogo.api.app import create_app
+
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    app = create_app(inst.hogo)
+    native = getattr(app, "_native_telemetry", None)
+    if native is None:  # a FastAPI without native telemetry has nothing to turn off
+        assert not hasattr(FastAPI(), "_native_telemetry")
+        return
+    from opentelemetry import trace
+
+    asked: list[str] = []
+
+    class Recording(trace.NoOpTracerProvider):
+        def get_tracer(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+            asked.append(name)
+            return super().get_tracer(name, *args, **kwargs)
+
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: Recording())
+    assert FastAPI()._native_telemetry.enabled(), "the check below must be able to fail"
+    assert not native.enabled()
+    with TestClient(app, base_url="https://127.0.0.1") as c:
+        assert c.get("/api/v1/health").status_code == 200
+    assert asked == []

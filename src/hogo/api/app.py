@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -65,6 +66,16 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
         problems.append({"field": field, "reason": msg})
     text = "; ".join(f"{p['field']}: {p['reason']}" for p in problems) or "invalid request"
     return text, problems
+
+
+def _no_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry (in releases that have it) stays off: its request spans and metrics
+    carry paths, with file codes and record IDs, to whatever exporter the environment configures
+    (``FASTAPI_OTEL_AUTO_CONFIGURE``, a global provider) — a flow of personal-data metadata out of
+    hogo that nobody approved. Off, it also stops looking for a provider on every request."""
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}}
+    return {}
 
 
 class SecurityHeaders:
@@ -188,6 +199,7 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        **_no_telemetry(),
     )
     app.state.hogo = hogo
 
