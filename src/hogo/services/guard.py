@@ -64,7 +64,7 @@ from hogo.services.files import (
     writable_keys,
 )
 from hogo.services.grants import candidate_grants
-from hogo.services.import_sealer import Sealer, stream_size
+from hogo.services.import_sealer import Good, Sealer, stream_size
 from hogo.store.bulk import insert_many
 from hogo.store.fastsql import FastSelect
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
@@ -947,25 +947,42 @@ def import_records(
             if progress:
                 progress(total)
 
-        def fast_path(chunk: list[tuple[int, str, bool]], good: list[Any], index_entries: list[Any]) -> bool:
+        def sealed(taken: list[tuple[int, str, bool, Good]], index_entries: list[tuple[str, bytes, int]]) -> _Sealed:
+            """The batch of the rows taken: row number, record ID, whether the CSV gave it, and the worker's
+            sealed row (position, segment, blob, key version, fields, due date, version hash)."""
+            rows: list[tuple[int, str, str | None, bytes]] = []
+            versions: list[int] = []
+            fields: list[tuple[str, ...]] = []
+            dispose: list[dt.date | None] = []
+            given: list[int] = []
+            digests: list[str | None] = []
+            rid_at: dict[int, str] = {}
+            for i, (n, rid, id_given, (pos, segment, blob, version, names, due, digest)) in enumerate(taken):
+                rid_at[pos] = rid
+                rows.append((n, rid, segment, blob))
+                versions.append(version)
+                fields.append(names)
+                dispose.append(due)
+                digests.append(digest)
+                if id_given:
+                    given.append(i)
+            index = [(name, digest, rid_at[pos]) for name, digest, pos in index_entries if pos in rid_at]
+            return _Sealed(rows, versions, index, fields, given, dispose,
+                           None if None in digests else digests)  # type: ignore[arg-type]
+
+        def whole(chunk: list[tuple[int, str, bool]], good: list[Good]) -> list[tuple[int, str, bool, Good]] | None:
             """A chunk with every row good, in segments the requester may create records in, and no record
-            ID seen before: taken whole (what the loop below would do row by row). False: use the loop."""
+            ID seen before: taken whole (what the loop in ``receive`` would take row by row). None: use it."""
             rids = [rid for _, rid, _ in chunk]
             if (len(good) != len(chunk) or not seen_ids.isdisjoint(rids) or len(set(rids)) != len(rids)
                     or (seg_field and not all(segment_allowed(seg) for seg in {g[1] for g in good}))):
-                return False
+                return None
             seen_ids.update(rids)
-            digests = [g[6] for g in good]
-            sealed = _Sealed([(n, rid, g[1], g[2]) for (n, rid, _), g in zip(chunk, good, strict=True)],
-                             [g[3] for g in good], [(name, digest, rids[pos]) for name, digest, pos in index_entries],
-                             [g[4] for g in good], [i for i, (_, _, id_given) in enumerate(chunk) if id_given],
-                             [g[5] for g in good], None if None in digests else digests)
-            store(sealed)
-            return True
+            return [(n, rid, id_given, g) for (n, rid, id_given), g in zip(chunk, good, strict=True)]
 
-        def store(sealed: _Sealed) -> None:
+        def store(batch: _Sealed) -> None:
             nonlocal imported
-            written, refused = write(sealed)
+            written, refused = write(batch)
             rejected.extend(refused)
             imported += len(written)
             sample.extend(written[: max(0, 10 - len(sample))])
@@ -973,43 +990,27 @@ def import_records(
         def receive() -> None:
             chunk, sealer = sent.popleft()
             problems, good, index_entries = sealer.result()
-            if not problems and fast_path(chunk, good, index_entries):
-                return
-            bad = dict(problems)
-            sealed_of = {g[0]: g for g in good}
-            kept: dict[int, str] = {}
-            out_rows: list[tuple[int, str, str | None, bytes]] = []
-            versions: list[int] = []
-            fields: list[tuple[str, ...]] = []
-            dispose: list[dt.date | None] = []
-            digests: list[str | None] = []
-            given_here: list[int] = []
-            for pos, (n, rid, id_given) in enumerate(chunk):
-                if rid in seen_ids:
-                    rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
-                    continue
-                row_problems = bad.get(pos)
-                if row_problems:
-                    rejected.extend(RowProblem(n, f, r) for f, r in row_problems)
-                    continue
-                _, segment, blob, version, names, due, version_hash = sealed_of[pos]
-                if seg_field and not segment_allowed(segment):
-                    rejected.append(RowProblem(n, seg_field, outside))
-                    continue
-                seen_ids.add(rid)
-                if id_given:
-                    given_here.append(len(out_rows))
-                kept[pos] = rid
-                out_rows.append((n, rid, segment, blob))
-                versions.append(version)
-                fields.append(names)
-                dispose.append(due)
-                digests.append(version_hash)
-            if not out_rows:
-                return
-            index = [(name, digest, kept[pos]) for name, digest, pos in index_entries if pos in kept]
-            store(_Sealed(out_rows, versions, index, fields, given_here, dispose,
-                          None if None in digests else digests))  # type: ignore[arg-type]
+            taken = None if problems else whole(chunk, good)
+            if taken is None:
+                bad = dict(problems)
+                sealed_of = {g[0]: g for g in good}  # by position
+                taken = []
+                for pos, (n, rid, id_given) in enumerate(chunk):
+                    if rid in seen_ids:
+                        rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
+                        continue
+                    row_problems = bad.get(pos)
+                    if row_problems:
+                        rejected.extend(RowProblem(n, f, r) for f, r in row_problems)
+                        continue
+                    g = sealed_of[pos]
+                    if seg_field and not segment_allowed(g[1]):  # the row's segment
+                        rejected.append(RowProblem(n, seg_field, outside))
+                        continue
+                    seen_ids.add(rid)
+                    taken.append((n, rid, id_given, g))
+            if taken:
+                store(sealed(taken, index_entries))
 
         try:
             chunk: list[tuple[int, str, bool]] = []
