@@ -147,6 +147,19 @@ class ApiToken(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
+class AuthzEpoch(Base):
+    """One row whose ``value`` changes, by database triggers (migration 0010), in every transaction that
+    changes what authenticating a request or deciding a record access reads: accounts, their roles and
+    departments, sessions and API tokens (not their last-activity times), files and their grants (not
+    when a grant was last used). A process may keep those lookups between requests while the value it
+    reads in a request's own transaction is the one they were made under (``store/authz_cache.py``)."""
+
+    __tablename__ = "authz_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
 class AuditEvent(Base):
     """One entry of the tamper-evident log (MN-3b, SEC-107(2)(3), SEC-132, SEC-84, ANON-12).
 
