@@ -26,6 +26,7 @@ from hogo.domain.passwords import PasswordPolicy, load_common_passwords
 from hogo.errors import ConfigurationError
 from hogo.services import audit
 from hogo.store import db
+from hogo.store.authz_cache import AuthzCache
 from hogo.store.models import User
 
 GROUP_MAX = 1024  # callers in one group commit: bounds a transaction under sustained load
@@ -85,6 +86,8 @@ class Hogo:
     file_keys: dict[int, FileKeys] = dataclasses.field(default_factory=dict)
     # Parsed file specs by (file id, version): a version's spec never changes.
     spec_cache: dict[tuple[int, int], Any] = dataclasses.field(default_factory=dict)
+    # Authentication and grant lookups, reused while the database's authorization epoch is unchanged.
+    authz_cache: AuthzCache = dataclasses.field(default_factory=AuthzCache)
     sqlite_write_lock: threading.RLock = dataclasses.field(default_factory=threading.RLock)
     # When this process last noted each grant's use (the database is written at most hourly per grant).
     grant_touches: dict[str, dt.datetime] = dataclasses.field(default_factory=dict)
@@ -103,6 +106,9 @@ class Hogo:
     _writer_go: threading.Semaphore = dataclasses.field(default_factory=lambda: threading.Semaphore(0))
     _writer_mutex: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     _writer_stop: bool = False
+    # Read connections kept by threads that ask for one (``reading(kept=True)``), closed with the instance.
+    _kept: threading.local = dataclasses.field(default_factory=threading.local)
+    _kept_all: list[Connection] = dataclasses.field(default_factory=list)
 
     @property
     def keystore(self) -> KeyStore:
@@ -119,12 +125,31 @@ class Hogo:
         )
 
     @contextmanager
-    def reading(self) -> Iterator[Connection]:
+    def reading(self, *, kept: bool = False) -> Iterator[Connection]:
         """A read-only transaction on a bare connection, for hot read paths that execute prebuilt
-        Core statements (no ORM session to set up). On SQLite a snapshot that takes no write lock."""
+        Core statements (no ORM session to set up). On SQLite a snapshot that takes no write lock.
+
+        ``kept``: for the guard's reads from the authorization cache (store/authz_cache.py), made by a
+        small, fixed set of threads. On SQLite, on a connection the thread keeps between calls (taking
+        one from the pool and setting it up costs more than the reads of a cached access): each of those
+        threads holds a pooled connection for good. On PostgreSQL, one REPEATABLE READ snapshot for
+        the whole transaction: the cache labels what it loads with the epoch read first, so all of it
+        must come from the same state of the database (READ COMMITTED gives each statement its own)."""
+        if kept and self.settings.is_sqlite:
+            conn = getattr(self._kept, "conn", None)
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self.engine.connect().execution_options(hogo_readonly=True)
+                self._kept.conn = conn
+                with self._writer_mutex:
+                    self._kept_all.append(conn)
+            with conn.begin():
+                yield conn
+            return
         with self.engine.connect() as conn:
             if self.settings.is_sqlite:
                 conn = conn.execution_options(hogo_readonly=True)
+            elif kept:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
                 yield conn
 
@@ -283,6 +308,11 @@ class Hogo:
             self._writer_stop = True
             self._writer_go.release()
             self._writer.join(timeout=5)
+        with self._writer_mutex:
+            kept, self._kept_all = self._kept_all, []
+        for conn in kept:
+            with contextlib.suppress(Exception):  # a connection already broken has nothing to release
+                conn.close()
         self.engine.dispose()
         close = getattr(self.key_provider, "close", None)
         if callable(close):

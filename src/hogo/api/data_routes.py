@@ -223,7 +223,7 @@ async def read_record(code: str, record_id: str, request: Request) -> Response:
     authenticate = api_authenticator(request)
     x_purpose, purpose, reveal, problems = _read_params(request)
     if problems:
-        await run_in_threadpool(authenticate, None)
+        await run_in_threadpool(authenticate, None, None)
         raise RequestValidationError(problems)
     r = await guard.read_record_async(get_hogo(request), authenticate, code, record_id,
                                       purpose=_purpose(x_purpose, purpose), reveal=reveal or (),

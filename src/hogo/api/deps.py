@@ -13,6 +13,7 @@ from hogo.errors import SessionExpired
 from hogo.services import auth
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
+from hogo.store.authz_cache import Snapshot
 
 SESSION_COOKIE = "hogo_session"
 
@@ -46,7 +47,7 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def api_authenticator(request: Request) -> Callable[[Connection | None], Principal]:
+def api_authenticator(request: Request) -> Callable[[Connection | None, Snapshot | None], Principal]:
     """The authentication of an API request, to run where the caller does its other blocking work
     (e.g. in the guard's worker thread: one trip through the thread pool for both, and one read
     transaction, given as the argument). A request without a bearer token is refused here, before
@@ -56,8 +57,8 @@ def api_authenticator(request: Request) -> Callable[[Connection | None], Princip
         raise SessionExpired("sign in first (Authorization: Bearer <token>)", code="not_authenticated")
     hogo, ctx = get_hogo(request), request_context(request)
 
-    def authenticate(conn: Connection | None = None) -> Principal:
-        principal = auth.authenticate(hogo, token, ctx, conn=conn)
+    def authenticate(conn: Connection | None = None, cached: Snapshot | None = None) -> Principal:
+        principal = auth.authenticate(hogo, token, ctx, conn=conn, cached=cached)
         request.state.principal = principal
         return principal
 
@@ -66,7 +67,7 @@ def api_authenticator(request: Request) -> Callable[[Connection | None], Princip
 
 def api_principal(request: Request) -> Principal:
     """The API authenticates with ``Authorization: Bearer`` only (never cookies: no CSRF surface)."""
-    return api_authenticator(request)(None)
+    return api_authenticator(request)(None, None)
 
 
 async def _hogo_dependency(request: Request) -> Hogo:

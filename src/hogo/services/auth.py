@@ -43,6 +43,7 @@ from hogo.errors import (
 )
 from hogo.services import audit
 from hogo.services.audit import RequestContext
+from hogo.store.authz_cache import Snapshot
 from hogo.store.fastsql import FastSelect
 from hogo.store.models import ApiToken, AuditEvent, AuthSession, Department, RecoveryCode, User, UserRole
 
@@ -479,17 +480,27 @@ def _use_recovery_code(hogo: Hogo, db: Session, user: User, code: str, now: dt.d
 # ------------------------------------------------------------------------------ authentication
 
 
-def authenticate(hogo: Hogo, token: str, ctx: RequestContext, *, conn: Connection | None = None) -> Principal:
+class WriteNeeded(Exception):
+    """Raised by ``authenticate(..., cached=…)`` where it would have to write (to end an expired session,
+    or to note activity): the caller, which does not write where it is, asks again, uncached, where it can."""
+
+
+def authenticate(hogo: Hogo, token: str, ctx: RequestContext, *, conn: Connection | None = None,
+                 cached: Snapshot | None = None) -> Principal:
     """Resolve a bearer token (session or API token) to a Principal, as of now.
 
     Reads run in a read-only transaction (``conn``: the caller's, e.g. the guard's for the rest of
     the request; otherwise one of its own); a write (ending an expired session, noting activity at
     most every ``LAST_SEEN_GRANULARITY_S``) happens only when something changed, in its own.
+
+    ``cached``: the token's row and account come from the process's authorization cache as of
+    ``conn``'s transaction (store/authz_cache.py), and nothing is written — ``WriteNeeded`` is raised
+    instead. The time limits (absolute, idle, the account's validity) are checked against now either way.
     """
     if token.startswith(SESSION_PREFIX + "_"):
-        return _authenticate_session(hogo, token, ctx, conn)
+        return _authenticate_session(hogo, token, ctx, conn, cached)
     if token.startswith(API_TOKEN_PREFIX + "_"):
-        return _authenticate_api_token(hogo, token, ctx, conn)
+        return _authenticate_api_token(hogo, token, ctx, conn, cached)
     raise SessionExpired("not signed in", code="not_authenticated")
 
 
@@ -507,14 +518,35 @@ def _check_remote(hogo: Hogo, ctx: RequestContext, mfa_verified: bool) -> None:
         )
 
 
-def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None) -> Principal:
+def _credential(hogo: Hogo, conn: Connection | None, cached: Snapshot | None, kind: str, digest: str,
+                lookup: FastSelect, refused: Callable[[Any], bool], refusal: Callable[[], Exception]
+                ) -> tuple[Any, _Account]:
+    """The credential's row and its account: from the cache when given, else looked up. A refused row
+    (unknown, revoked …) raises, and is not kept."""
+
+    def load(conn: Connection) -> tuple[Any, _Account]:
+        row = lookup.one_or_none(conn, {"digest": digest})
+        if row is None or refused(row):
+            raise refusal()
+        return row, _account_from_row(conn, row)
+
+    with _reading(hogo, conn) as c:
+        if cached is None:
+            return load(c)
+        return cached.get((kind, digest), lambda: load(c))
+
+
+def _session_refusal() -> Exception:
+    return SessionExpired("your session has ended; sign in again")
+
+
+def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None,
+                          cached: Snapshot | None) -> Principal:
     now = hogo.clock.now()
-    with _reading(hogo, given) as conn:
-        row = _FAST_SESSION_BY_DIGEST.one_or_none(conn, {"digest": token_digest(token)})
-        if row is None or row.revoked_at is not None:
-            raise SessionExpired("your session has ended; sign in again")
-        account = _account_from_row(conn, row)
-    sctx = dataclasses.replace(ctx, session_id=row.id)
+    digest = token_digest(token)
+    row, account = _credential(hogo, given, cached, "session", digest, _FAST_SESSION_BY_DIGEST,
+                               lambda r: r.revoked_at is not None, _session_refusal)
+    sctx = ctx.with_session(row.id)
     reason = None
     if now >= row.expires_at:
         reason = "absolute_timeout"
@@ -523,6 +555,8 @@ def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext, given: Co
     elif (state := account.state(now)) != "active":
         reason = f"account_{state}"
     if reason is not None:
+        if cached is not None:
+            raise WriteNeeded(reason)  # and decided again on the stored row: a cached one may be behind
         with hogo.unit_of_work() as db:
             ended = db.execute(
                 update(AuthSession)
@@ -538,33 +572,44 @@ def _authenticate_session(hogo: Hogo, token: str, ctx: RequestContext, given: Co
                              details={"reason": reason})
     _check_remote(hogo, ctx, row.mfa_verified)
     if now - row.last_seen_at >= dt.timedelta(seconds=LAST_SEEN_GRANULARITY_S):
+        if cached is not None:
+            raise WriteNeeded("last_seen")
         with hogo.unit_of_work() as db:
             db.execute(update(AuthSession)
                        .where(AuthSession.id == row.id, AuthSession.last_seen_at < now)
                        .values(last_seen_at=now))
+        hogo.authz_cache.forget(("session", digest))  # the column is not watched: the cached row is behind
     return _principal(hogo, account, sctx, credential="session", mfa_verified=row.mfa_verified,
                       expires_at=row.expires_at, session_id=row.id, session_kind=row.kind)
 
 
-def _authenticate_api_token(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None) -> Principal:
+def _token_refusal() -> Exception:
+    return SessionExpired("the API token is not valid (unknown, revoked or expired)", code="token_invalid")
+
+
+def _authenticate_api_token(hogo: Hogo, token: str, ctx: RequestContext, given: Connection | None,
+                            cached: Snapshot | None) -> Principal:
     now = hogo.clock.now()
-    with _reading(hogo, given) as conn:
-        row = _FAST_TOKEN_BY_DIGEST.one_or_none(conn, {"digest": token_digest(token)})
-        if row is None or row.revoked_at is not None or now >= row.expires_at:
-            raise SessionExpired("the API token is not valid (unknown, revoked or expired)", code="token_invalid")
-        account = _account_from_row(conn, row)
+    digest = token_digest(token)
+    row, account = _credential(hogo, given, cached, "token", digest, _FAST_TOKEN_BY_DIGEST,
+                               lambda r: r.revoked_at is not None, _token_refusal)
+    if now >= row.expires_at:
+        raise _token_refusal()
     if account.state(now) != "active":
         raise SessionExpired("the account behind this token is not active", code="token_invalid",
                              requirement="SEC-129")
     _check_remote(hogo, ctx, row.mfa_verified)
-    principal = _principal(hogo, account, dataclasses.replace(ctx, session_id=row.id), credential="token",
+    principal = _principal(hogo, account, ctx.with_session(row.id), credential="token",
                            mfa_verified=row.mfa_verified, expires_at=row.expires_at, token_id=row.id,
                            scopes=frozenset(row.scopes))
     if principal.pending_steps:
         raise Forbidden("the account must finish signing in before its tokens work", code="step_required")
     if row.last_used_at is None or now - row.last_used_at >= dt.timedelta(seconds=LAST_SEEN_GRANULARITY_S):
+        if cached is not None:
+            raise WriteNeeded("last_used")
         with hogo.unit_of_work() as db:
             db.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+        hogo.authz_cache.forget(("token", digest))
     return principal
 
 

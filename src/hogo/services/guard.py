@@ -50,8 +50,9 @@ from hogo.domain.identifiers import mask
 from hogo.domain.policy import Decision, GrantIndex, Requester, decide, readable_fields
 from hogo.domain.retention import dispose_after
 from hogo.domain.roles import Permission
+from hogo.domain.text import nfkc
 from hogo.errors import Conflict, Forbidden, NotFound, Unreadable, ValidationFailed
-from hogo.services import approvals, audit, audit_tree, integrity
+from hogo.services import approvals, audit, audit_tree, auth, integrity
 from hogo.services.audit import RequestContext
 from hogo.services.auth import Principal
 from hogo.services.files import (
@@ -65,6 +66,7 @@ from hogo.services.files import (
 )
 from hogo.services.grants import candidate_grants
 from hogo.services.import_sealer import Good, Sealer, stream_size
+from hogo.store.authz_cache import Snapshot
 from hogo.store.bulk import insert_many
 from hogo.store.fastsql import FastSelect
 from hogo.store.models import FileGrant, PersonalDataFile, Record, RecordIndex
@@ -135,8 +137,6 @@ def _purpose(purpose: str | None) -> str:
                                requirement="SEC-45")
     if len(text) > 200:
         raise ValidationFailed("the purpose must be at most 200 characters", field="purpose")
-    from hogo.domain.text import nfkc
-
     return nfkc(text)
 
 
@@ -145,10 +145,15 @@ def _conn(db: Session | Connection) -> Connection:
 
 
 def _open(hogo: Hogo, db: Session | Connection, principal: Principal, file_code: str, purpose: str | None,
-          action: Action, ctx: RequestContext) -> _Context:
+          action: Action, ctx: RequestContext, cached: Snapshot | None = None) -> _Context:
+    """The file, its spec and the requester's candidate grants, as of ``db``'s transaction (from the
+    authorization cache when ``cached`` is given: store/authz_cache.py)."""
     principal.require_data_scope(_SCOPE.get(action, Permission.DATA_READ))
     audit_tree.require_anchored(hogo)  # SEC-107(3): no data access while the log cannot be anchored off-host
-    ref, version = _file_ref(db, file_code)
+    if cached is None:
+        ref, version = _file_ref(db, file_code)
+    else:
+        ref, version = cached.get(("file", file_code.strip().lower()), lambda: _file_ref(db, file_code))
     if ref.erased:  # issue 5: its keys are destroyed and its records purged; the ledger entry stays
         raise Conflict(f"file {ref.code!r} was erased; it holds no records", code="file_erased")
     spec = hogo.spec_cache.get((ref.id, version))
@@ -158,8 +163,12 @@ def _open(hogo: Hogo, db: Session | Connection, principal: Principal, file_code:
         else:
             with Session(bind=db) as s:  # in the caller's transaction: the same snapshot
                 spec = load_spec(hogo, file_by_code(s, file_code))
-    index = GrantIndex(candidate_grants(db, ref.id, principal))
-    actor_ctx = dataclasses.replace(ctx, session_id=ctx.session_id or principal.session_id or principal.token_id)
+    if cached is None:
+        index = GrantIndex(candidate_grants(db, ref.id, principal))
+    else:
+        index = cached.get(("grants", ref.id, principal.user_id, frozenset(g.role for g in principal.roles)),
+                           lambda: GrantIndex(candidate_grants(db, ref.id, principal)))
+    actor_ctx = ctx.with_session(ctx.session_id or principal.session_id or principal.token_id)
     return _Context(ref, spec, _requester(principal), index, principal, actor_ctx, _purpose(purpose))
 
 
@@ -249,14 +258,20 @@ def guarded(fn: F) -> F:
         try:
             return fn(hogo, *args, **kwargs)
         except _Denied as denied:
-            c, d = denied.c, denied.decision
-            with hogo.unit_of_work() as db:
-                _record_access(db, hogo, c, denied.event, Outcome.DENIED, records=denied.records,
-                               fields=denied.fields, decision=d)
-            raise Forbidden(f"access denied: {d.reason}", code=f"denied_{d.code}", requirement=d.requirement,
-                            details={"file": c.row.code}) from None
+            raise _refusal(hogo, denied) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _refusal(hogo: Hogo, denied: _Denied) -> Forbidden:
+    """Record a refusal (its own transaction: fail closed, an unrecorded refusal raises the log's
+    error instead) and say it."""
+    c, d = denied.c, denied.decision
+    with hogo.unit_of_work() as db:
+        _record_access(db, hogo, c, denied.event, Outcome.DENIED, records=denied.records,
+                       fields=denied.fields, decision=d)
+    return Forbidden(f"access denied: {d.reason}", code=f"denied_{d.code}", requirement=d.requirement,
+                     details={"file": c.row.code})
 
 
 def _grants_to_touch(hogo: Hogo, decision: Decision) -> list[str]:
@@ -366,20 +381,28 @@ class _PreparedRead:
     finish: Callable[[], RecordView]
 
 
-Authenticate = Callable[[Connection], Principal]
+# The request's authentication, given the read transaction and the authorization cache as of it, if
+# it is to be used (auth.authenticate).
+Authenticate = Callable[[Connection, Snapshot | None], Principal]
 
 
 @guarded
 def _prepare_read(hogo: Hogo, principal: Principal | Authenticate, file_code: str, record_id: str, *,
-                  purpose: str | None, reveal: Iterable[str] = (), ctx: RequestContext) -> _PreparedRead:
+                  purpose: str | None, reveal: Iterable[str] = (), ctx: RequestContext,
+                  cached: bool = False) -> _PreparedRead:
+    """Decide a read and make its log entry. ``cached``: the authentication and the file and grant
+    lookups come from the authorization cache as of this transaction, and nothing is written here
+    (auth.WriteNeeded is raised where the uncached read would write)."""
     reveal_set = frozenset(reveal)
     # Decide on a snapshot, without the write lock (SQLite has one writer: holding it for the
     # lookups would serialise every read); on a bare connection (no ORM session: nothing here
     # changes) …
-    with hogo.reading() as db:
+    with hogo.reading(kept=cached) as db:  # cached: only in the guard's reader threads
+        snap = hogo.authz_cache.snapshot(db) if cached else None  # the epoch first: see authz_cache
         if not isinstance(principal, Principal):
-            principal = principal(db)  # the request's authentication, in the same snapshot
-        c = _open(hogo, db, principal, file_code, purpose, Action.REVEAL if reveal_set else Action.READ, ctx)
+            principal = principal(db, snap)  # the request's authentication, in the same snapshot
+        c = _open(hogo, db, principal, file_code, purpose, Action.REVEAL if reveal_set else Action.READ, ctx,
+                  cached=snap)
         for name in reveal_set:
             if name not in c.spec.field_names:
                 raise ValidationFailed(f"no field {name!r} in this file", field="reveal")
@@ -430,7 +453,7 @@ def read_record(hogo: Hogo, principal: Principal, file_code: str, record_id: str
     return p.finish()
 
 
-READ_THREADS = 32
+READ_THREADS = 16  # on SQLite each keeps a read connection (Hogo.reading(kept=True))
 _readers: ThreadPoolExecutor | None = None
 _readers_lock = threading.Lock()
 
@@ -451,19 +474,45 @@ def _read_threads() -> ThreadPoolExecutor:
 async def read_record_async(hogo: Hogo, principal: Principal | Authenticate, file_code: str,
                             record_id: str, *, purpose: str | None, reveal: Iterable[str] = (),
                             ctx: RequestContext) -> RecordView:
-    """``read_record`` for an event loop: the decision runs in a worker thread, the access record is
-    awaited (``Hogo.write_together_async``: no thread waits for the commit), then the values are
-    decrypted — the same steps in the same order, so the same guarantees.
+    """``read_record`` for an event loop: decided, the access record awaited (``Hogo.write_together_async``:
+    no thread waits for the commit), then the values decrypted — the same steps in the same order,
+    so the same guarantees.
+
+    The decision runs in a worker thread, first with the authorization cache (store/authz_cache.py: the
+    lookups as of this transaction's epoch; nothing written). A request that would have to write (a
+    session to end, activity to note) is decided again, uncached, in a second trip; a refusal is
+    recorded in a worker thread too. (Deciding on the event loop itself was tried: on one core it
+    cost more, the loop's turns grew and the log writer's groups shrank to a third.)
 
     ``principal`` may be the function that authenticates the request (``auth.authenticate`` bound to
-    its token, given the read transaction): it then runs first, in the same worker thread and
-    snapshot, so that a request costs one trip through the thread pool, not two. Nothing about the
-    file is looked up for a request it refuses."""
-    run = contextvars.copy_context().run
-    p = await asyncio.get_running_loop().run_in_executor(_read_threads(), functools.partial(
-        run, _prepare_read, hogo, principal, file_code, record_id, purpose=purpose, reveal=tuple(reveal), ctx=ctx))
+    its token): it then runs first, in the same transaction. Nothing about the file is looked up for
+    a request it refuses."""
+    reveal = tuple(reveal)
+    loop = asyncio.get_running_loop()
+    try:
+        p = await loop.run_in_executor(_read_threads(), functools.partial(
+            contextvars.copy_context().run, _prepare_cached, hogo, principal, file_code, record_id, purpose=purpose,
+            reveal=reveal, ctx=ctx))
+    except _Denied as denied:
+        raise await loop.run_in_executor(_read_threads(), contextvars.copy_context().run, _refusal, hogo,
+                                          denied) from None
+    if p is None:
+        p = await loop.run_in_executor(_read_threads(), functools.partial(
+            contextvars.copy_context().run, _prepare_read, hogo, principal, file_code, record_id, purpose=purpose,
+            reveal=reveal, ctx=ctx))
     await hogo.write_together_async(p.work, entries=[p.entry])
     return p.finish()
+
+
+def _prepare_cached(hogo: Hogo, principal: Principal | Authenticate, file_code: str, record_id: str, *,
+                    purpose: str | None, reveal: tuple[str, ...], ctx: RequestContext) -> _PreparedRead | None:
+    """``_prepare_read`` from the authorization cache, writing nothing: a refusal is raised unrecorded
+    (``_Denied``), and None says the read must be decided again where it may write."""
+    try:
+        return _prepare_read.__wrapped__(hogo, principal, file_code, record_id,  # type: ignore[attr-defined,no-any-return]
+                                         purpose=purpose, reveal=reveal, ctx=ctx, cached=True)
+    except auth.WriteNeeded:
+        return None
 
 
 def _matching(c: _Context, keys: FileKeys, where: Mapping[str, str], *, what: str) -> list[Any]:
