@@ -10,12 +10,14 @@ import datetime as dt
 import functools
 import io
 import json
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import unquote
 
 import yaml
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -214,8 +216,21 @@ def _read_params(request: Request) -> tuple[str | None, str | None, list[str] | 
     return header, purpose, reveal, problems
 
 
-@router.get("/files/{code}/records/{record_id}", response_model=RecordOut, tags=["records"],
-            openapi_extra={"parameters": _READ_PARAMETERS})
+class _ByHand(APIRoute):
+    """A route documented from its endpoint's signature like any other, whose endpoint is called with
+    the request and its path parameters as they are (strings) — no dependency solving, no parameter
+    models: the endpoint reads and checks what it needs itself (FastAPI's custom route classes)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            response: Response = await endpoint(request=request, **request.path_params)
+            return response
+
+        return handle
+
+
 async def read_record(code: str, record_id: str, request: Request) -> Response:
     """One record. The request is authenticated and the read decided in one trip to a worker thread;
     the request then waits for its access record without holding a thread (``guard.read_record_async``).
@@ -229,6 +244,10 @@ async def read_record(code: str, record_id: str, request: Request) -> Response:
                                       purpose=_purpose(x_purpose, purpose), reveal=reveal or (),
                                       ctx=request_context(request))
     return Response(record_json(r), media_type="application/json")
+
+
+router.add_api_route("/files/{code}/records/{record_id}", read_record, methods=["GET"], response_model=RecordOut,
+                     tags=["records"], openapi_extra={"parameters": _READ_PARAMETERS}, route_class_override=_ByHand)
 
 
 # ---------------------------------------------------------------------------------- files
