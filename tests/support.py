@@ -112,6 +112,41 @@ def sign_in(inst: Instance, name: str, secret: str) -> auth.LoginResult:
 
 
 PAYROLL_SPEC_PATH = "tests/data/payroll-spec.yaml"
+PAYROLL_FILE = "payroll-mynumber"
+PAYROLL_TASK = "源泉徴収票作成事務"
+
+
+def my_number(i: int) -> str:
+    """A valid My Number (its check digit computed) made of ``i``."""
+    from hogo.domain.identifiers import my_number_check_digit
+
+    f = f"{i:011d}"
+    return f + str(my_number_check_digit(f))
+
+
+def payroll_over_api(client: TestClient, org: Org, *, actions: list[str], record: bool = False) -> dict[str, str]:
+    """The payroll My Number file defined over the API by its protection manager, a grant of ``actions``
+    on it to clerk.ito for 源泉徴収票作成事務 and, with ``record``, record E1 created by clerk.ito over
+    the API. Returns the manager's and the clerk's tokens and the grant's ID (``pm``, ``ito``, ``grant``)."""
+    import pathlib
+    import urllib.parse
+
+    from hogo.services import grants
+
+    pm = org.token("pm.takahashi")
+    spec = (pathlib.Path(__file__).resolve().parent / "data" / "payroll-spec.yaml").read_bytes()
+    r = client.post("/api/v1/files", content=spec, headers={**bearer(pm), "content-type": "application/yaml"})
+    assert r.status_code == 201, r.text
+    g = grants.create_grant(org.inst.hogo, org.p("pm.takahashi"), PAYROLL_FILE, user="clerk.ito", actions=actions,
+                            purposes=[PAYROLL_TASK], ctx=CTX)
+    ito = org.token("clerk.ito")
+    if record:
+        r = client.post(f"/api/v1/files/{PAYROLL_FILE}/records",
+                        headers={**bearer(ito), "X-Hogo-Purpose": urllib.parse.quote(PAYROLL_TASK)},
+                        json={"record_id": "E1", "values": {"employee_no": "E1", "name": "伊藤 翔",
+                                                            "my_number": my_number(7), "department": "KYUYO"}})
+        assert r.status_code == 201, r.text
+    return {"pm": pm, "ito": ito, "grant": g.id}
 
 
 def payroll_spec() -> dict[str, Any]:

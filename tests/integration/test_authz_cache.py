@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,15 +19,13 @@ import pytest
 from sqlalchemy import Connection, Engine, select, text
 
 from hogo.domain.events import Event
-from hogo.domain.identifiers import my_number_check_digit
 from hogo.services import accounts, auth, grants, guard
 from hogo.store import db
 from hogo.store.models import ApiToken, AuditEvent, AuthSession, Base
-from support import CTX, Instance, Org, bearer, make_org
+from support import CTX, Instance, Org, bearer, make_org, payroll_over_api
 
 FILE = "payroll-mynumber"
 P1 = "源泉徴収票作成事務"
-SPEC = Path(__file__).resolve().parents[1] / "data" / "payroll-spec.yaml"
 PATH = f"/api/v1/files/{FILE}/records/E1"
 
 # The columns whose change does not change the epoch: written at every sign-in or request, and read by
@@ -47,11 +44,6 @@ def purpose() -> dict[str, str]:
     return {"X-Hogo-Purpose": quote(P1)}
 
 
-def mn(i: int) -> str:
-    f = f"{i:011d}"
-    return f + str(my_number_check_digit(f))
-
-
 @pytest.fixture
 def org(inst: Instance) -> Org:
     return make_org(inst, define_file=False)
@@ -59,18 +51,7 @@ def org(inst: Instance) -> Org:
 
 @pytest.fixture
 def ready(client, org: Org) -> dict[str, str]:
-    pm = org.token("pm.takahashi")
-    r = client.post("/api/v1/files", content=SPEC.read_bytes(),
-                    headers={**bearer(pm), "content-type": "application/yaml"})
-    assert r.status_code == 201, r.text
-    g = grants.create_grant(org.inst.hogo, org.p("pm.takahashi"), FILE, user="clerk.ito",
-                            actions=["read", "create"], purposes=[P1], ctx=CTX)
-    ito = org.token("clerk.ito")
-    r = client.post(f"/api/v1/files/{FILE}/records", headers={**bearer(ito), **purpose()}, json={
-        "record_id": "E1", "values": {"employee_no": "E1", "name": "伊藤 翔", "my_number": mn(7),
-                                      "department": "KYUYO"}})
-    assert r.status_code == 201, r.text
-    return {"ito": ito, "grant": g.id}
+    return payroll_over_api(client, org, actions=["read", "create"], record=True)
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from hogo.domain.identifiers import my_number_check_digit
-from hogo.services import grants
-from support import CTX, Instance, Org, bearer, make_org
+from support import CTX, Instance, Org, bearer, make_org, payroll_over_api
 
 FILE = "payroll-mynumber"
 P1 = "源泉徴収票作成事務"
@@ -27,13 +26,8 @@ def org(inst: Instance) -> Org:
 
 @pytest.fixture
 def ready(client, org: Org) -> dict[str, str]:
-    pm = org.token("pm.takahashi")
-    r = client.post("/api/v1/files", content=SPEC.read_bytes(),
-                    headers={**bearer(pm), "content-type": "application/yaml"})
-    assert r.status_code == 201, r.text
-    grants.create_grant(org.inst.hogo, org.p("pm.takahashi"), FILE, user="clerk.ito",
-                        actions=["read", "create", "update", "delete", "reveal"], purposes=[P1], ctx=CTX)
-    return {"pm": pm, "ito": org.token("clerk.ito"), "tanaka": org.token("clerk.tanaka")}
+    made = payroll_over_api(client, org, actions=["read", "create", "update", "delete", "reveal"])
+    return {"pm": made["pm"], "ito": made["ito"], "tanaka": org.token("clerk.tanaka")}
 
 
 def mn(i: int) -> str:

@@ -18,7 +18,7 @@ from hogo.domain.identifiers import my_number_check_digit
 from hogo.services import accounts, auth, grants, guard
 from hogo.store.fastsql import FastSelect
 from hogo.store.models import AuditEvent
-from support import CTX, Instance, Org, bearer, make_org
+from support import CTX, Instance, Org, bearer, make_org, payroll_over_api
 
 FILE = "payroll-mynumber"
 P1 = "源泉徴収票作成事務"
@@ -41,18 +41,7 @@ def org(inst: Instance) -> Org:
 
 @pytest.fixture
 def ready(client, org: Org) -> dict[str, str]:
-    pm = org.token("pm.takahashi")
-    r = client.post("/api/v1/files", content=SPEC.read_bytes(),
-                    headers={**bearer(pm), "content-type": "application/yaml"})
-    assert r.status_code == 201, r.text
-    g = grants.create_grant(org.inst.hogo, org.p("pm.takahashi"), FILE, user="clerk.ito",
-                            actions=["read", "create"], purposes=[P1], ctx=CTX)
-    ito = org.token("clerk.ito")
-    r = client.post(f"/api/v1/files/{FILE}/records", headers={**bearer(ito), **purpose()}, json={
-        "record_id": "E1", "values": {"employee_no": "E1", "name": "伊藤 翔", "my_number": mn(7),
-                                      "department": "KYUYO"}})
-    assert r.status_code == 201, r.text
-    return {"ito": ito, "grant": g.id}
+    return payroll_over_api(client, org, actions=["read", "create"], record=True)
 
 
 def access_events(org: Org, event: Event = Event.RECORD_READ) -> list[AuditEvent]:
