@@ -203,3 +203,25 @@ def test_no_request_telemetry_leaves_hogo_even_when_the_environment_asks_for_it(
     with TestClient(app, base_url="https://127.0.0.1") as c:
         assert c.get("/api/v1/health").status_code == 200
     assert asked == []
+
+
+def test_a_server_freezes_what_startup_built_and_a_test_app_does_not(inst):
+    """``gc.freeze`` once started (servers: ``hogo serve`` and the uvicorn factory), so that full garbage
+    collections stop walking the app's long-lived objects during requests; apps made for tests (many per
+    process) leave the collector alone."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from hogo.api.app import create_app
+
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(inst.hogo), base_url="https://127.0.0.1") as c:
+        assert c.get("/api/v1/health").status_code == 200
+        assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(create_app(inst.hogo, freeze_heap=True), base_url="https://127.0.0.1") as c:
+            assert c.get("/api/v1/health").status_code == 200
+            assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()

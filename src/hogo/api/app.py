@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator
@@ -165,11 +166,17 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_jobs: bool | None = None) -> FastAPI:
+def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_jobs: bool | None = None,
+               freeze_heap: bool | None = None) -> FastAPI:
     """``background_checkpoints`` (servers on SQLite): WAL checkpoints from a thread, not in requests.
     ``background_jobs`` (servers; default: as ``background_checkpoints``): signed log checkpoints and
-    their off-host anchoring, the scheduled log analysis and payload retention."""
+    their off-host anchoring, the scheduled log analysis and payload retention.
+    ``freeze_heap`` (servers; default: as ``background_checkpoints``): once started, what startup built
+    (the app, its schemas, the tables' metadata …, which live as long as the process) is moved out of the
+    garbage collector's sight (``gc.freeze``). Otherwise every full collection walks all of it, and a
+    request that triggers one waits: at saturation, p99 of the record read 70 ms instead of 15 ms."""
     run_jobs = background_checkpoints if background_jobs is None else background_jobs
+    freeze = background_checkpoints if freeze_heap is None else freeze_heap
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -183,6 +190,9 @@ def create_app(hogo: Hogo, *, background_checkpoints: bool = False, background_j
         jobs = BackgroundJobs(hogo) if run_jobs else None
         if jobs is not None:
             jobs.start()
+        if freeze:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
