@@ -916,6 +916,15 @@ def import_records(
             return None
         return rid, True, cells
 
+    def identified() -> Iterator[tuple[int, str, bool, list[str]]]:
+        """The CSV's rows, counted, with their record IDs (``record_id_of``; refused rows recorded, not yielded)."""
+        nonlocal total
+        for n, cells, problem in rows:
+            total += 1
+            taken = record_id_of(n, cells, problem)
+            if taken is not None:
+                yield (n, *taken)
+
     def segment_allowed(segment: str | None) -> bool:
         """May the requester create records in this segment? Decided once per value."""
         ok = segment_ok.get(segment)
@@ -924,6 +933,22 @@ def import_records(
         return ok
 
     outside = "this record is outside the records your grants cover"
+
+    def admitted(n: int, rid: str, problems: Sequence[tuple[str, str]], segment: str | None) -> bool:
+        """Whether a validated row is taken: not if its record ID came before in the CSV, its values are
+        invalid (``problems``) or its segment is outside the requester's grants — each refusal recorded,
+        the first that applies. A row taken claims its record ID."""
+        if rid in seen_ids:
+            rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
+            return False
+        if problems:
+            rejected.extend(RowProblem(n, f, r) for f, r in problems)
+            return False
+        if seg_field and not segment_allowed(segment):
+            rejected.append(RowProblem(n, seg_field, outside))
+            return False
+        seen_ids.add(rid)
+        return True
     # All or nothing: one transaction for the whole import (holding this process's SQLite write lock).
     atomic_lock = hogo.sqlite_write_lock if (atomic and hogo.settings.is_sqlite) else None
     if atomic_lock is not None:
@@ -974,7 +999,6 @@ def import_records(
         """The loop below with worker processes validating and sealing (services/import_sealer.py): this
         thread parses, plans key versions, sends a chunk ahead per worker and writes the one before, in
         order; the workers' answers are taken row by row exactly as the loop below takes its own results."""
-        nonlocal total, imported, keys, filled
         hash_code = c.row.code if integrity.applies(c.row.integrity) else None
         sealers: list[Sealer] = []
         sent: collections.deque[tuple[list[tuple[int, str, bool]], Sealer]] = collections.deque()
@@ -1045,31 +1069,17 @@ def import_records(
                 sealed_of = {g[0]: g for g in good}  # by position
                 taken = []
                 for pos, (n, rid, id_given) in enumerate(chunk):
-                    if rid in seen_ids:
-                        rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
-                        continue
-                    row_problems = bad.get(pos)
-                    if row_problems:
-                        rejected.extend(RowProblem(n, f, r) for f, r in row_problems)
-                        continue
-                    g = sealed_of[pos]
-                    if seg_field and not segment_allowed(g[1]):  # the row's segment
-                        rejected.append(RowProblem(n, seg_field, outside))
-                        continue
-                    seen_ids.add(rid)
-                    taken.append((n, rid, id_given, g))
+                    g = sealed_of.get(pos)  # a row with problems was not sealed
+                    if admitted(n, rid, bad.get(pos, ()), g[1] if g else None):  # g[1]: the row's segment
+                        assert g is not None
+                        taken.append((n, rid, id_given, g))
             if taken:
                 store(sealed(taken, index_entries))
 
         try:
             chunk: list[tuple[int, str, bool]] = []
             cells_out: list[tuple[str, list[str]]] = []
-            for n, cells, problem in rows:
-                total += 1
-                taken = record_id_of(n, cells, problem)
-                if taken is None:
-                    continue
-                rid, id_given, good_cells = taken
+            for n, rid, id_given, good_cells in identified():
                 chunk.append((n, rid, id_given))
                 cells_out.append((rid, good_cells))
                 if len(chunk) >= batch_size:
@@ -1090,24 +1100,11 @@ def import_records(
             parallel_import()
             rows = iter(())
         batch: _Batch = []
-        for n, cells, problem in rows:
-            total += 1
-            taken = record_id_of(n, cells, problem)
-            if taken is None:
-                continue
-            rid, id_given, good_cells = taken
-            if rid in seen_ids:
-                rejected.append(RowProblem(n, id_column, f"record ID {rid!r} appears twice in this CSV"))
-                continue
+        for n, rid, id_given, good_cells in identified():
             clean, problems = normalise_row(good_cells)
-            if problems:
-                rejected.extend(RowProblem(n, f, r) for f, r in problems)
-                continue
             segment = clean.get(seg_field) if seg_field else None
-            if seg_field and not segment_allowed(segment):
-                rejected.append(RowProblem(n, seg_field, outside))
+            if not admitted(n, rid, problems, segment):
                 continue
-            seen_ids.add(rid)
             if id_given:
                 given.append(len(batch))
             batch.append((n, rid, clean, segment))
