@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
-from hogo.domain.identifiers import my_number_check_digit
 from support import CTX, Instance, Org, bearer, make_org, payroll_over_api
+from support import my_number as mn
 
 FILE = "payroll-mynumber"
 P1 = "源泉徴収票作成事務"
@@ -28,11 +28,6 @@ def org(inst: Instance) -> Org:
 def ready(client, org: Org) -> dict[str, str]:
     made = payroll_over_api(client, org, actions=["read", "create", "update", "delete", "reveal"])
     return {"pm": made["pm"], "ito": made["ito"], "tanaka": org.token("clerk.tanaka")}
-
-
-def mn(i: int) -> str:
-    f = f"{i:011d}"
-    return f + str(my_number_check_digit(f))
 
 
 def test_file_ledger_over_the_api_shows_marks_SEC_5_MN_3c(client, ready):

@@ -21,11 +21,10 @@ from sqlalchemy import func, select
 
 from hogo.crypto.envelope import FileKeys
 from hogo.domain.files import parse_spec
-from hogo.domain.identifiers import my_number_check_digit
 from hogo.services import files, grants, guard, import_sealer, integrity
 from hogo.services.files import file_by_code, file_keys
 from hogo.store.models import AuditEvent, Record
-from support import CTX, Instance, Org, make_org, payroll_spec
+from support import CTX, Instance, Org, make_org, my_number, payroll_spec
 
 FILE = "payroll-mynumber"
 COPY = "payroll-copy"
@@ -34,8 +33,7 @@ HEADER = "record_id,employee_no,name,my_number,department,dependents"
 
 
 def _mn(i: int) -> str:
-    body = f"{4_000_000_000 + i:011d}"
-    return body + str(my_number_check_digit(body))
+    return my_number(4_000_000_000 + i)
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from sqlalchemy import bindparam, select
 from hogo.api.data_routes import RecordOut
 from hogo.crypto import token_digest
 from hogo.domain.events import Event
-from hogo.domain.identifiers import my_number_check_digit
 from hogo.services import accounts, auth, grants, guard
 from hogo.store.fastsql import FastSelect
 from hogo.store.models import AuditEvent
 from support import CTX, Instance, Org, bearer, make_org, payroll_over_api
+from support import my_number as mn
 
 FILE = "payroll-mynumber"
 P1 = "源泉徴収票作成事務"
@@ -27,11 +27,6 @@ SPEC = Path(__file__).resolve().parents[1] / "data" / "payroll-spec.yaml"
 
 def purpose(p: str = P1) -> dict[str, str]:
     return {"X-Hogo-Purpose": quote(p)}
-
-
-def mn(i: int) -> str:
-    f = f"{i:011d}"
-    return f + str(my_number_check_digit(f))
 
 
 @pytest.fixture
